@@ -1,0 +1,178 @@
+"""Thin wrappers for the Linux system calls the Python standard library lacks.
+
+Python 3.11 has no os.unshare/os.setns and never had mount, pivot_root, capset or prctl, so they
+are reached here through ctypes. This is the only module that touches ctypes; everything else
+calls these functions, which raise OSError with the failing call and its arguments named.
+Importing this module is cheap: libc is only opened on the first call.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Namespace flags (linux/sched.h).
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# OCI namespace type -> (clone flag, name of the /proc/<pid>/ns entry).
+NAMESPACES = {
+    "user": (CLONE_NEWUSER, "user"),
+    "pid": (CLONE_NEWPID, "pid"),
+    "mount": (CLONE_NEWNS, "mnt"),
+    "uts": (CLONE_NEWUTS, "uts"),
+    "ipc": (CLONE_NEWIPC, "ipc"),
+    "network": (CLONE_NEWNET, "net"),
+    "cgroup": (CLONE_NEWCGROUP, "cgroup"),
+    "time": (CLONE_NEWTIME, "time"),
+}
+
+# Mount flags (linux/mount.h).
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+MNT_DETACH = 2
+
+# prctl options (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# x86_64 syscall numbers for the calls glibc 2.36 has no wrapper for.
+_SYS_PIVOT_ROOT = 155
+_SYS_CAPGET = 125
+_SYS_CAPSET = 126
+
+_libc = None
+
+
+def _lib():
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _check(result: int, what: str) -> int:
+    if result == -1:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def _b(path: str | bytes | None) -> bytes | None:
+    if path is None:
+        return None
+    return path if isinstance(path, bytes) else os.fsencode(path)
+
+
+def unshare(flags: int) -> None:
+    _check(_lib().unshare(flags), f"unshare({flags:#x})")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_lib().setns(fd, nstype), f"setns({fd}, {nstype:#x})")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    _check(
+        _lib().mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
+        f"mount {source or 'none'} on {target} (type {fstype or 'none'}, flags {flags:#x}, "
+        f"data {data or ''!r})",
+    )
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_lib().umount2(_b(target), flags), f"umount {target}")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(_lib().syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old)),
+           f"pivot_root({new_root}, {put_old})")
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _check(_lib().setdomainname(raw, len(raw)), f"setdomainname({name!r})")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    import ctypes
+
+    lib = _lib()
+    args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
+    return _check(lib.prctl(ctypes.c_int(option), *args), f"prctl({option})")
+
+
+def personality(persona: int) -> None:
+    _check(_lib().personality(persona), f"personality({persona:#x})")
+
+
+# Capability sets are passed to capset as two 32-bit halves (_LINUX_CAPABILITY_VERSION_3).
+_CAP_V3 = 0x20080522
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """Return (effective, permitted, inheritable) of `pid` (0: this thread) as 64-bit masks."""
+    import ctypes
+
+    header = (ctypes.c_uint32 * 2)(_CAP_V3, pid)
+    data = (ctypes.c_uint32 * 6)()
+    _check(_lib().syscall(_SYS_CAPGET, header, data), "capget")
+    return (data[0] | data[3] << 32, data[1] | data[4] << 32, data[2] | data[5] << 32)
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    import ctypes
+
+    header = (ctypes.c_uint32 * 2)(_CAP_V3, 0)
+    lo, hi = 0xFFFFFFFF, 32
+    data = (ctypes.c_uint32 * 6)(
+        effective & lo, permitted & lo, inheritable & lo,
+        effective >> hi, permitted >> hi, inheritable >> hi,
+    )
+    _check(_lib().syscall(_SYS_CAPSET, header, data), "capset")
+
+
+def set_child_subreaper() -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_pdeathsig(sig: int) -> None:
+    prctl(PR_SET_PDEATHSIG, sig)
