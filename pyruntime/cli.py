@@ -1,0 +1,216 @@
+"""The `pyruntime` command line: runc's commands, flags and exit codes.
+
+Only argument parsing lives here. Each command imports what it needs when it runs, so that a
+`state` or `kill` does not pay for what `create` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from pyruntime import __version__, OCI_VERSION, log
+from pyruntime.errors import RuntimeUserError
+from pyruntime.state import DEFAULT_ROOT
+
+
+class Context:
+    def __init__(self, root: str, debug: bool):
+        self.root = root
+        self.debug = debug
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-v", message=f"pyruntime version %(version)s\nspec: {OCI_VERSION}")
+@click.option("--root", default=DEFAULT_ROOT, show_default=True, envvar="PYRUNTIME_ROOT",
+              help="Directory holding the containers' state.")
+@click.option("--log", "log_path", default="", help="Write log messages to this file (default: stderr).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--debug", is_flag=True, help="Debug logging, and tracebacks for internal errors.")
+@click.option("--systemd-cgroup", is_flag=True, help="Use the systemd cgroup driver (not supported).")
+@click.option("--rootless", default="auto", hidden=True, help="Accepted for runc compatibility.")
+@click.option("--criu", default="", hidden=True, help="Accepted for runc compatibility.")
+@click.pass_context
+def main_group(ctx: click.Context, root: str, log_path: str, log_format: str, debug: bool,
+               systemd_cgroup: bool, rootless: str, criu: str) -> None:
+    """pyruntime: run containers from OCI bundles (a runc-compatible runtime)."""
+    log.configure(log_path, log_format, debug)
+    if systemd_cgroup:
+        raise RuntimeUserError("--systemd-cgroup: the systemd cgroup driver is not supported; "
+                               "use the cgroupfs driver (omit the flag)")
+    ctx.obj = Context(os.path.abspath(root), debug)
+
+
+def _check_root() -> None:
+    if os.geteuid() != 0:
+        raise RuntimeUserError("pyruntime must be run as root")
+
+
+bundle_option = click.option("--bundle", "-b", default=".", help="Path to the bundle (default: current directory).")
+create_options = [
+    bundle_option,
+    click.option("--console-socket", default=None, help="AF_UNIX socket that receives the pty master."),
+    click.option("--pid-file", default=None, help="Write the container init's pid to this file."),
+    click.option("--no-pivot", is_flag=True, help="Use chroot instead of pivot_root."),
+    click.option("--no-new-keyring", is_flag=True, help="Accepted: no session keyring is created."),
+    click.option("--preserve-fds", type=click.IntRange(min=0), default=0,
+                 help="Pass this many fds after stdio (3, 4, ...) to the container."),
+]
+
+
+def with_options(options):
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+@main_group.command()
+@with_options(create_options)
+@click.argument("container_id")
+@pass_ctx
+def create(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds):
+    """Create a container; its process waits for `start`."""
+    from pyruntime import lifecycle
+
+    _check_root()
+    lifecycle.create(ctx.root, container_id, bundle, console_socket=console_socket,
+                     pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds)
+
+
+@main_group.command()
+@click.argument("container_id")
+@pass_ctx
+def start(ctx: Context, container_id):
+    """Start the process of a created container."""
+    from pyruntime import lifecycle
+
+    lifecycle.start(ctx.root, container_id)
+
+
+@main_group.command()
+@with_options(create_options)
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the container to exit.")
+@click.option("--keep", is_flag=True, hidden=True, help="Accepted for runc compatibility.")
+@click.argument("container_id")
+@pass_ctx
+def run(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, no_new_keyring,
+        preserve_fds, detach, keep):
+    """Create and start a container; wait for it and exit with its exit code."""
+    from pyruntime import lifecycle
+
+    _check_root()
+    code = lifecycle.run(ctx.root, container_id, bundle, detach=detach, console_socket=console_socket,
+                         pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds)
+    sys.exit(code)
+
+
+@main_group.command()
+@click.argument("container_id")
+@pass_ctx
+def state(ctx: Context, container_id):
+    """Print the state of a container (OCI state JSON)."""
+    from pyruntime import lifecycle
+
+    click.echo(json.dumps(lifecycle.container_state(ctx.root, container_id), indent=2))
+
+
+@main_group.command()
+@click.option("--all", "-a", "all_processes", is_flag=True, help="Signal every process of the container.")
+@click.argument("container_id")
+@click.argument("signal", default="SIGTERM")
+@pass_ctx
+def kill(ctx: Context, container_id, signal, all_processes):
+    """Send a signal (default SIGTERM) to the container's init process."""
+    from pyruntime import lifecycle
+
+    lifecycle.kill(ctx.root, container_id, lifecycle.parse_signal(signal), all_processes)
+
+
+@main_group.command()
+@click.option("--force", "-f", is_flag=True, help="Kill the container first if it is still running.")
+@click.argument("container_id")
+@pass_ctx
+def delete(ctx: Context, container_id, force):
+    """Delete a stopped container and everything it holds."""
+    from pyruntime import lifecycle
+
+    lifecycle.delete(ctx.root, container_id, force=force)
+
+
+@main_group.command(name="list")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the container ids.")
+@pass_ctx
+def list_command(ctx: Context, fmt, quiet):
+    """List the containers."""
+    from pyruntime import lifecycle
+
+    containers = lifecycle.list_containers(ctx.root)
+    if quiet:
+        for c in containers:
+            click.echo(c["id"])
+    elif fmt == "json":
+        click.echo(json.dumps(containers))
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(c["id"], str(c["pid"]), c["status"], c["bundle"], c["created"], c["owner"]) for c in containers]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+@main_group.command()
+@bundle_option
+@click.option("--rootless", is_flag=True, help="A config for running without root (user namespace).")
+def spec(bundle, rootless):
+    """Write a default config.json into the bundle."""
+    from pyruntime import spec as specs
+
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise RuntimeUserError(f"{path} exists: remove it first")
+    try:
+        with open(path, "w") as f:
+            json.dump(specs.default_spec(rootless=rootless), f, indent=2)
+            f.write("\n")
+    except OSError as e:
+        raise RuntimeUserError(f"cannot write {path}: {e.strerror}") from None
+
+
+@main_group.command()
+def features():
+    """Print what this runtime supports (OCI features JSON)."""
+    from pyruntime.features import features_document
+
+    click.echo(json.dumps(features_document(), indent=2))
+
+
+def main() -> None:
+    try:
+        main_group.main(standalone_mode=False, prog_name="pyruntime")
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        log.write("error", e.format_message()) if log._path else None
+        sys.exit(e.exit_code)
+    except RuntimeUserError as e:
+        log.error(e.message)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # a bug: say so plainly, with the traceback only when debugging
+        if log.debug_enabled():
+            raise
+        log.error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)")
+        sys.exit(1)

@@ -1,0 +1,55 @@
+"""OCI hooks (runtime-spec "POSIX-platform Hooks"): each runs `path` with `args` and `env`, the
+container state JSON on stdin, and an optional `timeout` in seconds.
+
+Which failures abort is the caller's decision (`run_hooks(..., fatal=...)`): hooks before the
+user process starts abort the operation; poststart and poststop failures are warnings and the
+remaining hooks still run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from pyruntime import log
+from pyruntime.errors import HookFailed
+
+PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def hooks_of(config: dict[str, Any], phase: str) -> list[dict[str, Any]]:
+    return list((config.get("hooks") or {}).get(phase) or [])
+
+
+def run_hook(hook: dict[str, Any], state: dict[str, Any], phase: str, index: int) -> None:
+    args = list(hook.get("args") or [hook["path"]])
+    name = f"{phase}[{index}] {hook['path']}"
+    try:
+        proc = subprocess.run(
+            args, executable=hook["path"], input=json.dumps(state).encode(),
+            env={k: v for k, v in (e.split("=", 1) for e in hook.get("env") or [] if "=" in e)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=hook.get("timeout"),
+            close_fds=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise HookFailed(f"hook {name} timed out after {hook['timeout']}s") from None
+    except OSError as e:
+        raise HookFailed(f"hook {name} could not be run: {e.strerror}") from None
+    output = (proc.stdout + proc.stderr).decode(errors="replace").strip()
+    if output:
+        log.info(f"hook {name}: {output}")
+    if proc.returncode != 0:
+        detail = f": {output}" if output else ""
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"status {proc.returncode}"
+        raise HookFailed(f"hook {name} failed with {how}{detail}")
+
+
+def run_hooks(config: dict[str, Any], phase: str, state: dict[str, Any], fatal: bool = True) -> None:
+    for index, hook in enumerate(hooks_of(config, phase)):
+        try:
+            run_hook(hook, state, phase, index)
+        except HookFailed as e:
+            if fatal:
+                raise
+            log.warn(str(e))

@@ -1,0 +1,297 @@
+"""The processes `create` forks, and what each does before the user's program is exec'ed.
+
+    create (runtime, host namespaces)
+      └─ stage 1: joins namespaces given by path, creates the user namespace (the runtime
+         │          writes its id maps), unshares the other new namespaces, forks, and exits
+         └─ stage 2 = container init (PID 1 of a new PID namespace): rootfs, [createRuntime /
+                      prestart hooks run by the runtime], createContainer hooks, pivot_root,
+                      terminal, hostname, sysctl, rlimits, user, capabilities; tells the runtime
+                      it is ready, then blocks opening exec.fifo until `start`; then runs the
+                      startContainer hooks, loads seccomp and execs the process.
+
+A new PID or time namespace only applies to children of the caller, hence the second fork.
+Both stages report failures over the sync socket before `ready`, and through the FIFO after it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyruntime import linux
+from pyruntime.errors import RuntimeUserError
+from pyruntime.init import sync
+
+# Namespaces joined first: the user namespace decides what the others may do.
+JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "mount", "cgroup", "time"]
+
+
+@dataclass
+class InitOptions:
+    container_id: str
+    config: dict[str, Any]
+    bundle: str
+    state_dir_fd: int
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    console_sock: Any = None
+    extra_keep_fds: set[int] = field(default_factory=set)
+    # fds of the runtime the children must drop at once (the container lock above all: a
+    # flock is shared by forked copies of the fd, and `start` would wait for it forever)
+    runtime_fds: set[int] = field(default_factory=set)
+    executable: str = ""
+
+
+@dataclass
+class NamespacePlan:
+    """What to do with each namespace type: join a path, or create anew (flags)."""
+
+    join: list[tuple[str, str]]
+    new_flags: int
+    new_user: bool
+    new_types: set[str]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "NamespacePlan":
+        join: list[tuple[str, str]] = []
+        flags = 0
+        types: set[str] = set()
+        for ns in (config.get("linux") or {}).get("namespaces") or []:
+            kind = ns["type"]
+            if ns.get("path"):
+                join.append((kind, ns["path"]))
+            else:
+                flags |= linux.NAMESPACES[kind][0]
+                types.add(kind)
+        join.sort(key=lambda item: JOIN_ORDER.index(item[0]))
+        return cls(join, flags & ~linux.CLONE_NEWUSER, "user" in types, types)
+
+
+def _fail(sock, exc: BaseException) -> None:
+    if isinstance(exc, RuntimeUserError):
+        message = exc.message
+    elif isinstance(exc, OSError):
+        message = str(exc.strerror and f"{exc.strerror}" or exc)
+        if exc.filename:
+            message = f"{exc.filename}: {message}"
+        elif exc.args and isinstance(exc.args[-1], str) and ":" in exc.args[-1]:
+            message = exc.args[-1]
+    else:
+        message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    sync.send_error(sock, message)
+
+
+def stage1(opts: InitOptions, sock) -> None:
+    """Runs in the first child of `create`. Never returns."""
+    code = 1
+    try:
+        for fd in opts.runtime_fds:
+            os.close(fd)
+        linux.set_pdeathsig(signal.SIGKILL)
+        sync.recv(sock, "cgroup-ready")
+        plan = NamespacePlan.from_config(opts.config)
+        for kind, path in plan.join:
+            join_namespace(kind, path)
+        if plan.new_user:
+            linux.unshare(linux.CLONE_NEWUSER)
+            sync.send(sock, "userns")
+            sync.recv(sock, "userns-mapped")
+            become_root_if_mapped(opts.config)
+        if plan.new_flags:
+            linux.unshare(plan.new_flags)
+        if "time" in plan.new_types:
+            write_time_offsets((opts.config.get("linux") or {}).get("timeOffsets") or {})
+        pid = os.fork()
+        if pid == 0:
+            stage2(opts, sock, plan)
+        sync.send(sock, "init-pid", pid=pid)
+        code = 0
+    except BaseException as e:  # report everything: the runtime turns it into the error
+        _fail(sock, e)
+    finally:
+        os._exit(code)
+
+
+def join_namespace(kind: str, path: str) -> None:
+    flag, _ = linux.NAMESPACES[kind]
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RuntimeUserError(f"linux.namespaces: cannot open {kind} namespace {path}: {e.strerror}") from None
+    try:
+        linux.setns(fd, flag)
+    except OSError as e:
+        raise RuntimeUserError(f"linux.namespaces: cannot join {kind} namespace {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def become_root_if_mapped(config: dict[str, Any]) -> None:
+    lx = config.get("linux") or {}
+
+    def maps_zero(mappings):
+        return any(m["containerID"] <= 0 < m["containerID"] + m["size"] for m in mappings or [])
+
+    if maps_zero(lx.get("gidMappings")):
+        os.setresgid(0, 0, 0)
+    if maps_zero(lx.get("uidMappings")):
+        os.setresuid(0, 0, 0)
+
+
+def write_time_offsets(offsets: dict[str, Any]) -> None:
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        if clock in offsets:
+            o = offsets[clock]
+            lines.append(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n")
+    if lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write("".join(lines))
+
+
+def write_id_maps(pid: int, config: dict[str, Any]) -> None:
+    """Runs in the runtime: give the new user namespace of `pid` its uid and gid maps."""
+    lx = config.get("linux") or {}
+    for kind in ("uid", "gid"):
+        mappings = lx.get(f"{kind}Mappings") or []
+        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+        try:
+            with open(f"/proc/{pid}/{kind}_map", "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise RuntimeUserError(f"linux.{kind}Mappings: the kernel refused {text.strip()!r}: {e.strerror}") from None
+
+
+def loopback_up() -> None:
+    """A new network namespace has `lo` down; bring it up as runc does (SIOCSIFFLAGS)."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, req))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+
+
+def stage2(opts: InitOptions, sock, plan: NamespacePlan) -> None:
+    """The container's init. Never returns: execs the user process or exits non-zero."""
+    ready = False
+    fifo = -1
+    try:
+        prepare_and_wait(opts, sock, plan)
+        ready = True
+        # Blocks until `start` opens the FIFO for reading.
+        fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=opts.state_dir_fd)
+        os.close(opts.state_dir_fd)
+        os.write(fifo, b"0")
+        exec_process(opts, fifo)
+    except BaseException as e:
+        if not ready:
+            _fail(sock, e)
+        elif fifo >= 0:
+            message = e.message if isinstance(e, RuntimeUserError) else str(e)
+            try:
+                os.write(fifo, message.encode())
+            except OSError:
+                pass
+    os._exit(1)
+
+
+def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
+    from pyruntime import hooks
+    from pyruntime.init import process as proc
+    from pyruntime.init.rootfs import RootfsBuilder
+
+    config = opts.config
+    lx = config.get("linux") or {}
+    process = config.get("process") or {}
+    os.setsid()
+    os.umask(0)
+    if "network" in plan.new_types:
+        loopback_up()
+    rootfs = RootfsBuilder(config, opts.bundle, in_userns=plan.new_user or any(k == "user" for k, _ in plan.join),
+                           cgroupns="cgroup" in plan.new_types)
+    if "mount" in plan.new_types:
+        rootfs.prepare()
+    # The runtime runs prestart and createRuntime hooks now that our namespaces exist.
+    sync.send(sock, "hooks")
+    msg = sync.recv(sock, "hooks-done")
+    hooks.run_hooks(config, "createContainer", msg["state"])
+    rootfs.pivot(opts.no_pivot)
+    if process.get("terminal"):
+        proc.setup_terminal(opts.console_sock, process.get("consoleSize"))
+    rootfs.finish()
+    if config.get("hostname") and "uts" in plan.new_types | {k for k, _ in plan.join}:
+        import socket
+
+        socket.sethostname(config["hostname"])
+    if config.get("domainname"):
+        linux.setdomainname(config["domainname"])
+    apply_sysctl(lx.get("sysctl") or {})
+    if "oomScoreAdj" in process:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(process["oomScoreAdj"]))
+    proc.apply_rlimits(process.get("rlimits") or [])
+    if lx.get("personality"):
+        linux.personality({"LINUX": 0x0000, "LINUX32": 0x0008}[lx["personality"]["domain"]])
+
+    from pyruntime import log
+
+    caps = proc.CapabilitySets(process.get("capabilities"), log.warn)
+    seccomp_profile = lx.get("seccomp")
+    no_new_privs = bool(process.get("noNewPrivileges"))
+    if seccomp_profile and not no_new_privs:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
+        from pyruntime.init import seccomp
+
+        seccomp.load(seccomp_profile)
+    caps.drop_bounding()
+    user = process.get("user") or {}
+    proc.switch_user(user, caps)
+    caps.apply()
+    if no_new_privs:
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    os.umask(user.get("umask", 0o022))
+    cwd = process.get("cwd", "/")
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise RuntimeUserError(f"process.cwd: cannot enter {cwd}: {e.strerror}") from None
+    opts.executable = proc.find_executable(process["args"][0], process.get("env") or [], cwd)
+    keep = {opts.state_dir_fd, sock.fileno()} | opts.extra_keep_fds
+    proc.close_fds_from(3 + opts.preserve_fds, keep)
+    sync.send(sock, "ready")
+    sock.close()
+
+
+def exec_process(opts: InitOptions, fifo: int) -> None:
+    from pyruntime import hooks
+
+    config = opts.config
+    process = config["process"]
+    if hooks.hooks_of(config, "startContainer"):
+        state = {"ociVersion": config.get("ociVersion", ""), "id": opts.container_id, "status": "created",
+                 "pid": os.getpid(), "bundle": opts.bundle}
+        hooks.run_hooks(config, "startContainer", state)
+    seccomp_profile = (config.get("linux") or {}).get("seccomp")
+    if seccomp_profile and process.get("noNewPrivileges"):
+        from pyruntime.init import seccomp
+
+        seccomp.load(seccomp_profile)
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env") or [])
+    os.execve(opts.executable, process["args"], env)
+
+
+def apply_sysctl(sysctl: dict[str, str]) -> None:
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(str(value))
+        except OSError as e:
+            raise RuntimeUserError(f"linux.sysctl.{key}: cannot set to {value!r}: {e.strerror}") from None

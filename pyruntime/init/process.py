@@ -1,0 +1,208 @@
+"""Process attributes applied by the container init: rlimits, user, capabilities, no_new_privs,
+umask, the terminal, and finding the program to exec."""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+from typing import Any
+
+from pyruntime import linux
+from pyruntime.errors import RuntimeUserError
+
+CAPABILITIES = [
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+]
+CAP_NUMBERS = {f"CAP_{name}": number for number, name in enumerate(CAPABILITIES)}
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(CAPABILITIES) - 1
+
+
+def cap_mask(names: list[str], available: int, warn) -> int:
+    """Turn capability names into a bit mask. Names this kernel lacks, or that the runtime
+    itself does not hold, cannot be granted: they are left out with a warning (as runc does)."""
+    mask = 0
+    skipped = []
+    for name in names:
+        number = CAP_NUMBERS.get(name.upper())
+        if number is None:
+            raise RuntimeUserError(f"process.capabilities: unknown capability {name!r}")
+        if not available >> number & 1:
+            skipped.append(name)
+            continue
+        mask |= 1 << number
+    if skipped:
+        warn(f"ignoring unknown or unavailable capabilities: {sorted(set(skipped))}")
+    return mask
+
+
+class CapabilitySets:
+    def __init__(self, caps: dict[str, list[str]] | None, warn):
+        _, permitted, _ = linux.capget()
+        bounding_now = sum(1 << c for c in range(last_cap() + 1) if _in_bounding(c))
+        available = permitted & bounding_now
+        caps = caps or {}
+        self.bounding = cap_mask(caps.get("bounding", []), available, warn)
+        self.effective = cap_mask(caps.get("effective", []), available, warn)
+        self.permitted = cap_mask(caps.get("permitted", []), available, warn)
+        self.inheritable = cap_mask(caps.get("inheritable", []), available, warn)
+        self.ambient = cap_mask(caps.get("ambient", []), available, warn)
+
+    def drop_bounding(self) -> None:
+        for cap in range(last_cap() + 1):
+            if not self.bounding >> cap & 1 and _in_bounding(cap):
+                linux.prctl(linux.PR_CAPBSET_DROP, cap)
+
+    def apply(self) -> None:
+        linux.capset(self.effective, self.permitted, self.inheritable)
+        for cap in range(last_cap() + 1):
+            if self.ambient >> cap & 1:
+                try:
+                    linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, cap)
+                except PermissionError:
+                    # The kernel only raises ambient caps that are also inheritable; runc's
+                    # default spec asks for ambient ones without that, and runc goes on.
+                    from pyruntime import log
+
+                    log.debug(f"ambient capability {CAPABILITIES[cap]} not raised: not inheritable")
+
+
+def _in_bounding(cap: int) -> bool:
+    try:
+        return linux.prctl(linux.PR_CAPBSET_READ, cap) == 1
+    except OSError:
+        return False
+
+
+RLIMITS = {
+    "RLIMIT_CPU": resource.RLIMIT_CPU, "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
+    "RLIMIT_DATA": resource.RLIMIT_DATA, "RLIMIT_STACK": resource.RLIMIT_STACK,
+    "RLIMIT_CORE": resource.RLIMIT_CORE, "RLIMIT_RSS": resource.RLIMIT_RSS,
+    "RLIMIT_NPROC": resource.RLIMIT_NPROC, "RLIMIT_NOFILE": resource.RLIMIT_NOFILE,
+    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK, "RLIMIT_AS": resource.RLIMIT_AS,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": resource.RLIMIT_SIGPENDING,
+    "RLIMIT_MSGQUEUE": resource.RLIMIT_MSGQUEUE, "RLIMIT_NICE": resource.RLIMIT_NICE,
+    "RLIMIT_RTPRIO": resource.RLIMIT_RTPRIO, "RLIMIT_RTTIME": resource.RLIMIT_RTTIME,
+}
+
+_RLIM_INFINITY = 2**64 - 1
+
+
+def apply_rlimits(rlimits: list[dict[str, Any]]) -> None:
+    for index, rl in enumerate(rlimits):
+        kind = RLIMITS.get(rl["type"])
+        if kind is None:
+            raise RuntimeUserError(f"process.rlimits[{index}].type: unknown rlimit {rl['type']!r}")
+        soft, hard = (resource.RLIM_INFINITY if v >= _RLIM_INFINITY else v
+                      for v in (rl["soft"], rl["hard"]))
+        try:
+            resource.setrlimit(kind, (soft, hard))
+        except (ValueError, OSError) as e:
+            raise RuntimeUserError(
+                f"process.rlimits[{index}]: cannot set {rl['type']} to soft={rl['soft']} "
+                f"hard={rl['hard']}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def switch_user(user: dict[str, Any], caps: CapabilitySets | None) -> None:
+    """setgroups/setgid/setuid, keeping the permitted capabilities across the uid change so the
+    configured sets can then be applied (effective is cleared by the kernel on setuid)."""
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    if caps is not None:
+        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+    try:
+        groups = list(user.get("additionalGids") or [])
+        try:
+            os.setgroups(groups)
+        except PermissionError:
+            # Inside a user namespace with setgroups denied only an empty list is accepted.
+            if groups:
+                raise
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        raise RuntimeUserError(f"process.user: cannot switch to uid {uid} gid {gid}: {e.strerror}") from None
+    if caps is not None:
+        linux.prctl(linux.PR_SET_KEEPCAPS, 0)
+
+
+def find_executable(arg0: str, env: list[str], cwd: str) -> str:
+    if "/" in arg0:
+        path = arg0 if os.path.isabs(arg0) else os.path.join(cwd, arg0)
+        _check_executable(path, arg0)
+        return path
+    search = DEFAULT_PATH
+    for item in env:
+        if item.startswith("PATH="):
+            search = item[5:]
+    for directory in search.split(":"):
+        candidate = os.path.join(directory or ".", arg0)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeUserError(f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def _check_executable(path: str, arg0: str) -> None:
+    if not os.path.exists(path):
+        raise RuntimeUserError(f'exec: "{arg0}": stat {arg0}: no such file or directory')
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise RuntimeUserError(f'exec: "{arg0}": permission denied')
+
+
+def close_fds_from(first: int, keep: set[int]) -> None:
+    """Mark every fd >= `first` close-on-exec, so only stdio and preserved fds reach the
+    container process (ours die at exec, and we keep using them until then)."""
+    import fcntl
+
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd < first or fd in keep:
+            continue
+        try:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+            fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+        except OSError as e:
+            if e.errno != errno.EBADF:
+                raise
+
+
+def setup_terminal(console_sock, size: dict[str, int] | None) -> None:
+    """Open a pty in the container's devpts, make its slave our stdio and controlling terminal,
+    bind it over /dev/console, and hand the master to the caller through the console socket."""
+    import fcntl
+    import socket
+    import struct
+    import termios
+
+    from pyruntime.init.rootfs import _ensure_file
+
+    master, slave = os.openpty()
+    slave_path = os.ttyname(slave)
+    if size:
+        fcntl.ioctl(master, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+    if os.path.isdir("/dev"):
+        _ensure_file("/dev/console")
+        linux.mount(slave_path, "/dev/console", None, linux.MS_BIND)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    socket.send_fds(console_sock, [slave_path.encode()], [master])
+    os.close(master)
+    console_sock.close()

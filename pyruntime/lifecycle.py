@@ -1,0 +1,420 @@
+"""The runtime side of the container lifecycle: create, start, kill, delete, run.
+
+Every operation takes the container's lock for its whole duration, so commands on one
+container from several processes happen one after the other. `create` records what it made
+as it goes and, on any failure, undoes it in reverse order before the error reaches the user.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from typing import Any, Callable
+
+from pyruntime import log
+from pyruntime.errors import InvalidState, RuntimeUserError
+from pyruntime.state import (CREATED, CREATING, PAUSED, RUNNING, STOPPED, ContainerDir,
+                             ContainerState, oci_state, process_start_time, status_of, utc_now)
+
+
+class Undo:
+    """A stack of clean-up actions, run in reverse when an operation fails half-way."""
+
+    def __init__(self) -> None:
+        self._actions: list[tuple[str, Callable[[], Any]]] = []
+
+    def push(self, what: str, action: Callable[[], Any]) -> None:
+        self._actions.append((what, action))
+
+    def run(self) -> None:
+        while self._actions:
+            what, action = self._actions.pop()
+            try:
+                action()
+            except Exception as e:  # keep undoing: one failed step must not leak the rest
+                log.warn(f"rollback: {what}: {e}")
+
+
+# -- create ----------------------------------------------------------------------------------
+def create(root: str, container_id: str, bundle: str, *, console_socket: str | None = None,
+           pid_file: str | None = None, no_pivot: bool = False, preserve_fds: int = 0) -> ContainerState:
+    from pyruntime import spec
+
+    bundle = os.path.abspath(bundle)
+    config = spec.load_config(bundle)
+    cdir = ContainerDir(root, container_id)
+    cdir.make()
+    undo = Undo()
+    undo.push("remove state directory", cdir.remove)
+    try:
+        cdir.lock()
+        state = ContainerState(id=container_id, bundle=bundle, config=config,
+                               created=utc_now(), owner=_owner())
+        cdir.save(state)
+        _create_container(cdir, state, undo, console_socket, no_pivot, preserve_fds)
+        if pid_file:
+            _write_pid_file(pid_file, state.pid)
+        return state
+    except BaseException:
+        undo.run()
+        raise
+    finally:
+        cdir.unlock()
+
+
+def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
+                      console_socket: str | None, no_pivot: bool, preserve_fds: int) -> None:
+    from pyruntime import cgroups, hooks
+    from pyruntime.init import container, sync
+
+    config = state.config
+    lx = config.get("linux") or {}
+    process = config.get("process") or {}
+    if not process.get("args"):
+        raise RuntimeUserError("process.args: a container needs a program to run")
+
+    cgroup = cgroups.open_manager(cgroups.resolve_path(lx.get("cgroupsPath"), state.id))
+    cgroup.create(lx.get("resources"))
+    undo.push("remove cgroup", cgroup.destroy)
+    state.cgroup = cgroup.to_dict()
+
+    console = _connect_console(console_socket, bool(process.get("terminal")))
+    cdir.make_fifo()
+    parent_sock, child_sock = sync.pair()
+    state_dir_fd = os.open(cdir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    opts = container.InitOptions(
+        container_id=state.id, config=config, bundle=state.bundle, state_dir_fd=state_dir_fd,
+        no_pivot=no_pivot, preserve_fds=preserve_fds, console_sock=console,
+        extra_keep_fds={console.fileno()} if console else set(),
+        runtime_fds={cdir.lock_fd} if cdir.lock_fd is not None else set())
+    try:
+        stage1_pid = os.fork()
+        if stage1_pid == 0:
+            parent_sock.close()
+            container.stage1(opts, child_sock)
+        child_sock.close()
+        undo.push("stop init", lambda: _kill_and_wait(stage1_pid))
+        cgroup.add_process(stage1_pid)
+        sync.send(parent_sock, "cgroup-ready")
+        msg = _recv_either(parent_sock, ("userns", "init-pid"))
+        if msg["type"] == "userns":
+            container.write_id_maps(stage1_pid, config)
+            sync.send(parent_sock, "userns-mapped")
+            msg = sync.recv(parent_sock, "init-pid")
+        os.waitpid(stage1_pid, 0)
+        state.pid = msg["pid"]
+        state.pid_start_time = process_start_time(state.pid) or 0
+        undo.push("stop container init", lambda: _kill_and_wait(state.pid))
+        cdir.save(state)
+
+        sync.recv(parent_sock, "hooks")
+        hook_state = oci_state(state, CREATING)
+        hooks.run_hooks(config, "prestart", hook_state)
+        hooks.run_hooks(config, "createRuntime", hook_state)
+        sync.send(parent_sock, "hooks-done", state=oci_state(state, CREATED))
+        sync.recv(parent_sock, "ready")
+    finally:
+        parent_sock.close()
+        os.close(state_dir_fd)
+        if console:
+            console.close()
+    state.creating = False
+    cdir.save(state)
+
+
+def _recv_either(sock, kinds: tuple[str, ...]) -> dict:
+    from pyruntime.init import sync
+
+    import json
+
+    data = sock.recv(sync.MAX_MESSAGE)
+    if not data:
+        raise sync.SyncError("container init exited unexpectedly")
+    msg = json.loads(data)
+    if msg.get("type") == "error":
+        raise sync.SyncError(msg.get("message", "container init failed"))
+    if msg.get("type") not in kinds:
+        raise sync.SyncError(f"container init protocol: unexpected {msg.get('type')!r}")
+    return msg
+
+
+def _connect_console(path: str | None, terminal: bool):
+    if not terminal:
+        if path:
+            raise RuntimeUserError("--console-socket given but process.terminal is false")
+        return None
+    if not path:
+        raise RuntimeUserError("process.terminal is true: --console-socket is required")
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise RuntimeUserError(f"--console-socket {path}: {e.strerror}") from None
+    return sock
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _owner() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _kill_and_wait(pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL `pid` and wait until it is gone (reaped, or a zombie nobody waits for)."""
+    start_time = process_start_time(pid)
+    if start_time is None:
+        _reap(pid)
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while process_start_time(pid) == start_time and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.005)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+# -- start -----------------------------------------------------------------------------------
+def start(root: str, container_id: str) -> None:
+    from pyruntime import hooks
+
+    with ContainerDir(root, container_id).lock() as cdir:
+        state = cdir.load()
+        status = status_of(cdir, state)
+        if status != CREATED:
+            raise InvalidState(f"cannot start a container that is {status}" if status != STOPPED
+                               else "cannot start a container that has stopped")
+        _release_init(cdir, state)
+        hooks.run_hooks(state.config, "poststart", oci_state(state, RUNNING), fatal=False)
+
+
+def _release_init(cdir: ContainerDir, state: ContainerState) -> None:
+    """Open exec.fifo for reading, which lets the init go on; read until it closes (the exec
+    closed it) to learn whether the exec happened or what stopped it."""
+    fd = os.open(cdir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    received = b""
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        while True:
+            events = poller.poll(100)
+            if not events:
+                if process_start_time(state.pid) != state.pid_start_time:
+                    break  # the init died without ever opening the FIFO
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        os.close(fd)
+    os.unlink(cdir.fifo_path)
+    if received[:1] != b"0":
+        raise RuntimeUserError("container init exited before it could be started")
+    if len(received) > 1:
+        raise RuntimeUserError(received[1:].decode(errors="replace"))
+
+
+# -- kill ------------------------------------------------------------------------------------
+SIGNALS = {name: getattr(signal, name) for name in dir(signal)
+           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(signal, name), int)}
+
+
+def parse_signal(text: str) -> int:
+    """Accept 9, KILL, SIGKILL, kill (as runc does)."""
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < 65:
+            return number
+        raise RuntimeUserError(f"invalid signal {text!r}")
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    if name not in SIGNALS:
+        raise RuntimeUserError(f"unknown signal {text!r}")
+    return int(SIGNALS[name])
+
+
+def kill(root: str, container_id: str, sig: int, all_processes: bool = False) -> None:
+    with ContainerDir(root, container_id).lock() as cdir:
+        state = cdir.load()
+        status = status_of(cdir, state)
+        if status not in (CREATED, RUNNING, PAUSED):
+            raise InvalidState("container not running")
+        if all_processes:
+            for pid in _container_pids(state):
+                _signal(pid, sig)
+        else:
+            _signal(state.pid, sig)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _container_pids(state: ContainerState) -> list[int]:
+    from pyruntime import cgroups
+
+    pids = set()
+    if state.cgroup:
+        try:
+            pids.update(cgroups.CgroupManager.from_dict(state.cgroup).pids())
+        except OSError:
+            pass
+    if state.pid and process_start_time(state.pid) == state.pid_start_time:
+        pids.add(state.pid)
+    return sorted(pids)
+
+
+# -- delete ----------------------------------------------------------------------------------
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    from pyruntime import hooks
+
+    cdir = ContainerDir(root, container_id)
+    with cdir.lock():
+        try:
+            state = cdir.load()
+        except RuntimeUserError:
+            if not force:
+                raise
+            cdir.remove()
+            return
+        status = status_of(cdir, state)
+        if status in (RUNNING, PAUSED, CREATING) and not force:
+            raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
+        if status != STOPPED:
+            _stop_everything(state)
+        elif state.cgroup:
+            _kill_leftovers(state)
+        hooks.run_hooks(state.config, "poststop", oci_state(state, STOPPED), fatal=False)
+        _remove_cgroup(state)
+        cdir.remove()
+
+
+def _stop_everything(state: ContainerState) -> None:
+    pids = _container_pids(state)
+    for pid in pids:
+        _signal(pid, signal.SIGKILL)
+    _thaw(state)
+    for pid in pids:
+        _kill_and_wait(pid)
+
+
+def _kill_leftovers(state: ContainerState) -> None:
+    """The init is gone, but without a PID namespace of their own its children may not be."""
+    for pid in _container_pids(state):
+        _kill_and_wait(pid)
+
+
+def _thaw(state: ContainerState) -> None:
+    from pyruntime import cgroups
+
+    if state.cgroup:
+        manager = cgroups.CgroupManager.from_dict(state.cgroup)
+        if manager.is_frozen():
+            manager.thaw()
+
+
+def _remove_cgroup(state: ContainerState) -> None:
+    from pyruntime import cgroups
+
+    if state.cgroup:
+        cgroups.CgroupManager.from_dict(state.cgroup).destroy()
+
+
+# -- run -------------------------------------------------------------------------------------
+FORWARDED_SIGNALS = [s for s in signal.Signals
+                     if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
+
+
+def run(root: str, container_id: str, bundle: str, *, detach: bool = False, **create_opts) -> int:
+    """create + start; in the foreground, wait for the container and return its exit code
+    (128+signal if killed), then delete it, as `runc run` does."""
+    from pyruntime import linux
+
+    if not detach:
+        # The init is a grandchild: become its reaper so we can wait for it.
+        linux.set_child_subreaper()
+    state = create(root, container_id, bundle, **create_opts)
+    try:
+        start(root, container_id)
+    except BaseException:
+        delete(root, container_id, force=True)
+        raise
+    if detach:
+        return 0
+    try:
+        return _wait_forwarding_signals(state.pid)
+    finally:
+        delete(root, container_id, force=True)
+
+
+def _wait_forwarding_signals(pid: int) -> int:
+    def forward(signum, _frame):
+        _signal(pid, signum)
+
+    previous = {}
+    for sig in FORWARDED_SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, forward)
+        except (OSError, ValueError):
+            pass
+    try:
+        while True:
+            try:
+                waited, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return 255
+            if waited == pid:
+                return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# -- queries ---------------------------------------------------------------------------------
+def container_state(root: str, container_id: str) -> dict[str, Any]:
+    with ContainerDir(root, container_id).lock(shared=True) as cdir:
+        state = cdir.load()
+        return oci_state(state, status_of(cdir, state))
+
+
+def list_containers(root: str) -> list[dict[str, Any]]:
+    from pyruntime.state import list_ids
+
+    result = []
+    for cid in list_ids(root):
+        try:
+            result.append(container_state(root, cid))
+        except RuntimeUserError:
+            continue  # deleted while we listed
+    return result

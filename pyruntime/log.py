@@ -1,0 +1,69 @@
+"""Where pyruntime's own messages go: the --log file (text or runc's JSON lines), else stderr.
+
+podman and containerd read the last "error" line of the --log file to show the user why the
+runtime failed, so errors are always written there in runc's shape: {"level", "msg", "time"}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+_path: str | None = None
+_format = "text"
+_debug = False
+
+
+def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
+    global _path, _format, _debug
+    _path, _format, _debug = path or None, fmt, debug
+
+
+def debug_enabled() -> bool:
+    return _debug
+
+
+def _timestamp() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def write(level: str, msg: str) -> None:
+    if level == "debug" and not _debug:
+        return
+    if _path:
+        if _format == "json":
+            line = json.dumps({"level": level, "msg": msg, "time": _timestamp()})
+        else:
+            line = f'time="{_timestamp()}" level={level} msg="{msg}"'
+        try:
+            with open(_path, "a") as f:
+                f.write(line + "\n")
+        except OSError:
+            pass
+        if level != "error":
+            return
+    if level == "error" and _path and _format == "json":
+        # The caller reads the file; stderr still gets the plain message for a person.
+        pass
+    try:
+        print(msg if level == "error" else f"{level}: {msg}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
+def warn(msg: str) -> None:
+    write("warning", msg)
+
+
+def info(msg: str) -> None:
+    write("info", msg)
+
+
+def error(msg: str) -> None:
+    write("error", msg)
+
+
+def debug(msg: str) -> None:
+    write("debug", msg)
