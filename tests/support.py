@@ -21,15 +21,24 @@ def repo_env(**extra: str) -> dict[str, str]:
 
 def pyruntime(*args: str, root: str | os.PathLike | None = None, check: bool = False,
               timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
-    """Run the pyruntime CLI of this checkout and capture its output."""
+    """Run the pyruntime CLI of this checkout and capture its output.
+
+    Output goes through files, not pipes: a created container's init inherits the caller's
+    stdio (as with runc), so a pipe would stay open until the container exits."""
+    import tempfile
+
     cmd = [sys.executable, "-m", "pyruntime"]
     if root is not None:
         cmd += ["--root", str(root)]
     cmd += list(args)
-    kwargs.setdefault("capture_output", True)
-    kwargs.setdefault("text", True)
     kwargs.setdefault("stdin", subprocess.DEVNULL)
-    proc = subprocess.run(cmd, env=kwargs.pop("env", repo_env()), timeout=timeout, **kwargs)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(cmd, env=kwargs.pop("env", repo_env()), timeout=timeout,
+                              stdout=out, stderr=err, **kwargs)
+        out.seek(0)
+        err.seek(0)
+        proc.stdout = out.read().decode(errors="replace")
+        proc.stderr = err.read().decode(errors="replace")
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}")
     return proc
@@ -71,3 +80,68 @@ def leaks(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str, 
 
 def load_json(text: str):
     return json.loads(text)
+
+
+BUSYBOX_ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
+
+DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+def container_config(args: list[str], **changes) -> dict:
+    """A config.json shaped like `runc spec`'s default, with terminal off and `args` to run."""
+    config = {
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "pyruntime-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/timer_list",
+                            "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    }
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            config.setdefault(section, {})[field] = value
+        else:
+            config[section] = value
+    return config
+
+
+def make_bundle(directory: Path, config: dict, copy_rootfs: bool = True) -> Path:
+    """A bundle in `directory`: config.json plus its own copy of the busybox rootfs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if copy_rootfs:
+        subprocess.run(["cp", "-a", str(BUSYBOX_ROOTFS), str(directory / "rootfs")], check=True)
+    else:
+        config = json.loads(json.dumps(config))
+        config["root"]["path"] = str(BUSYBOX_ROOTFS)
+    (directory / "config.json").write_text(json.dumps(config, indent=1))
+    return directory

@@ -222,6 +222,7 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     sync.send(sock, "hooks")
     msg = sync.recv(sock, "hooks-done")
     hooks.run_hooks(config, "createContainer", msg["state"])
+    preload_modules(config)
     rootfs.pivot(opts.no_pivot)
     if process.get("terminal"):
         proc.setup_terminal(opts.console_sock, process.get("consoleSize"))
@@ -267,6 +268,17 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     proc.close_fds_from(3 + opts.preserve_fds, keep)
     sync.send(sock, "ready")
     sock.close()
+
+
+def preload_modules(config: dict[str, Any]) -> None:
+    """Import now what the init uses after pivot_root: from then on the interpreter's own
+    files (and shared libraries such as libseccomp) are out of reach."""
+    import fcntl, socket, struct, termios  # noqa: E401,F401
+
+    if (config.get("linux") or {}).get("seccomp"):
+        from pyruntime.init import seccomp
+
+        seccomp.preload()
 
 
 def exec_process(opts: InitOptions, fifo: int) -> None:

@@ -97,5 +97,10 @@ def build_filter(profile: dict[str, Any]):
     return f
 
 
+def preload() -> None:
+    """Import the binding (which opens libseccomp) while the host's files are reachable."""
+    import pyseccomp  # noqa: F401
+
+
 def load(profile: dict[str, Any]) -> None:
     build_filter(profile).load()

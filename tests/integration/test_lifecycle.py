@@ -1,0 +1,350 @@
+"""The runc lifecycle with real busybox containers: create, start, state, kill, delete, run."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.support import container_config, pyruntime
+
+
+def wait_status(rt, cid, status, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if rt.state(cid)["status"] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{cid} never reached {status}: {rt.state(cid)}")
+
+
+def test_run_returns_exit_code_and_output(rt):
+    proc = rt.run(["sh", "-c", "echo out; echo err >&2; exit 7"])
+    assert proc.returncode == 7
+    assert proc.stdout == "out\n"
+    assert "err" in proc.stderr
+
+
+def test_create_start_state_kill_delete(rt, tmp_path):
+    bundle = rt.bundle(["sleep", "60"])
+    cid = rt.new_id()
+    pid_file = tmp_path / "pid"
+    rt("create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid, check=True)
+
+    state = rt.state(cid)
+    assert state["status"] == "created"
+    assert state["id"] == cid and state["bundle"] == str(bundle)
+    pid = state["pid"]
+    assert int(pid_file.read_text()) == pid
+    # The init exists, blocked before exec: it is not sleep yet.
+    assert "sleep" not in open(f"/proc/{pid}/cmdline").read()
+
+    rt("start", cid, check=True)
+    assert rt.state(cid)["status"] == "running"
+    assert open(f"/proc/{pid}/cmdline").read().split("\0")[0] == "sleep"
+    listed = json.loads(rt("list", "--format", "json", check=True).stdout)
+    assert [(c["id"], c["status"]) for c in listed] == [(cid, "running")]
+
+    rt("kill", cid, "KILL", check=True)
+    wait_status(rt, cid, "stopped")
+    assert rt.state(cid)["pid"] == 0
+
+    rt("delete", cid, check=True)
+    proc = rt("state", cid)
+    assert proc.returncode != 0 and "does not exist" in proc.stderr
+    assert not (rt.root / cid).exists()
+
+
+def test_config_changes_after_create_do_not_matter(rt):
+    bundle = rt.bundle(["sh", "-c", "echo original"])
+    cid = rt.new_id()
+    rt("create", "--bundle", str(bundle), cid, check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = ["sh", "-c", "echo edited"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    saved = json.loads((rt.root / cid / "state.json").read_text())["config"]
+    assert saved["process"]["args"] == ["sh", "-c", "echo original"]
+    rt("delete", "--force", cid, check=True)
+
+
+def test_isolation_seen_from_inside(rt):
+    proc = rt.run(["sh", "-c", "echo pid=$$; hostname; ls /sys/class/net; cat /proc/1/cmdline"])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "pid=1"
+    assert lines[1] == "pyruntime-test"
+    assert lines[2:3] == ["lo"]
+
+
+def test_loopback_is_up_in_new_netns(rt):
+    proc = rt.run(["sh", "-c", "cat /sys/class/net/lo/operstate; ip -o link"])
+    assert "LOOPBACK,UP" in proc.stdout
+
+
+def test_capabilities_in_proc_status(rt):
+    proc = rt.run(["grep", "^Cap", "/proc/self/status"])
+    caps = dict(line.split(":\t") for line in proc.stdout.splitlines())
+    # CAP_KILL(5), CAP_NET_BIND_SERVICE(10), CAP_AUDIT_WRITE(29)
+    expected = (1 << 5) | (1 << 10) | (1 << 29)
+    assert int(caps["CapEff"], 16) == expected
+    assert int(caps["CapBnd"], 16) == expected
+    assert int(caps["CapPrm"], 16) == expected
+
+
+def test_no_new_privs_and_rlimits(rt):
+    proc = rt.run(["sh", "-c", "grep NoNewPrivs /proc/self/status; ulimit -n; ulimit -Hn"])
+    lines = proc.stdout.split()
+    assert lines[:2] == ["NoNewPrivs:", "1"]
+    assert lines[2:] == ["1024", "1024"]
+
+
+def test_user_and_groups(rt):
+    config = container_config(["sh", "-c", "id; touch /home/user/x && echo wrote; umask"])
+    config["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [10], "umask": 0o027}
+    config["root"]["readonly"] = False
+    bundle = rt.bundle_from(config)
+    proc = rt("run", "--bundle", str(bundle), rt.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert "uid=1000(user) gid=1000(user) groups=10(wheel)" in proc.stdout
+    assert "wrote" in proc.stdout and "0027" in proc.stdout
+
+
+def test_readonly_root_masked_and_readonly_paths(rt):
+    proc = rt.run(["sh", "-c",
+                   "touch /x; touch /tmp/ok && echo tmp-writable; "
+                   "wc -c < /proc/keys; ls /proc/acpi | wc -l; "
+                   "echo name > /proc/sys/kernel/hostname; echo done"])
+    assert proc.stdout.split() == ["tmp-writable", "0", "0", "done"]
+    errors = proc.stderr.splitlines()
+    assert "touch: /x: Read-only file system" in errors
+    assert any("/proc/sys/kernel/hostname" in e and "Read-only file system" in e for e in errors)
+    # The host's file is untouched and readable.
+    assert os.path.getsize("/proc/keys") == 0 and open("/proc/keys").read()
+
+
+def test_bind_mount_with_options(rt, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "file").write_text("from host\n")
+    mounts = container_config([])["mounts"] + [
+        {"destination": "/data", "type": "bind", "source": str(shared), "options": ["rbind", "ro"]},
+        {"destination": "/data-rw", "type": "bind", "source": str(shared), "options": ["bind"]},
+    ]
+    proc = rt.run(["sh", "-c", "cat /data/file; touch /data/new 2>&1; echo x > /data-rw/made"],
+                  mounts=mounts)
+    assert proc.stdout.startswith("from host\n")
+    assert "Read-only file system" in proc.stdout
+    assert (shared / "made").read_text() == "x\n"
+
+
+def test_symlinked_mount_destination_stays_in_rootfs(rt, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    config = container_config(["grep", "-c", f" {outside}/inner ", "/proc/self/mountinfo"])
+    config["mounts"].insert(1, {"destination": "/escape/inner", "type": "tmpfs", "source": "tmpfs"})
+    bundle = rt.bundle_from(config)
+    # An absolute symlink in the image that points at a host directory.
+    os.symlink(str(outside), bundle / "rootfs" / "escape")
+    proc = rt("run", "--bundle", str(bundle), rt.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"  # mounted at that path inside the container's root
+    assert list(outside.iterdir()) == []  # and nothing on the host
+    assert (bundle / "rootfs" / str(outside).lstrip("/") / "inner").is_dir()
+
+
+def test_user_namespace_mapping(rt):
+    config = container_config(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"])
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle = rt.bundle_from(config, traversable=True)
+    cid = rt.new_id()
+    rt("create", "--bundle", str(bundle), cid, check=True)
+    pid = rt.state(cid)["pid"]
+    host_uid = os.stat(f"/proc/{pid}").st_uid
+    rt("start", cid, check=True)
+    assert host_uid == 100000
+    deadline = time.monotonic() + 10
+    while rt.state(cid)["status"] != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rt("delete", cid, check=True)
+
+
+def test_user_namespace_run_output(rt):
+    config = container_config(["sh", "-c", "cat /proc/self/uid_map; id -u"])
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    proc = rt("run", "--bundle", str(rt.bundle_from(config, traversable=True)), rt.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "100000", "65536", "0"]
+
+
+def _start_run(rt, bundle, cid):
+    import subprocess
+    import sys
+
+    from tests.support import repo_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "pyruntime", "--root", str(rt.root), "run",
+                             "--bundle", str(bundle), cid], env=repo_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        p = rt("state", cid)
+        if p.returncode == 0 and json.loads(p.stdout)["status"] == "running":
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("container never ran")
+
+
+def test_run_forwards_signals(rt):
+    # PID 1 ignores signals it has no handler for, so the container installs one.
+    bundle = rt.bundle(["sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done"])
+    cid = rt.new_id()
+    proc = _start_run(rt, bundle, cid)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 42
+    assert rt("state", cid).returncode != 0  # run deletes the container after it exits
+
+
+def test_killed_container_exit_code(rt):
+    bundle = rt.bundle(["sleep", "60"])
+    cid = rt.new_id()
+    proc = _start_run(rt, bundle, cid)
+    rt("kill", cid, "9", check=True)
+    assert proc.wait(timeout=10) == 128 + signal.SIGKILL
+
+
+def test_kill_all_and_delete_force(rt):
+    bundle = rt.bundle(["sh", "-c", "sleep 60 & sleep 60 & wait"])
+    cid = rt.new_id()
+    rt("run", "--detach", "--bundle", str(bundle), cid, check=True)
+    assert rt.state(cid)["status"] == "running"
+    proc = rt("delete", cid)
+    assert proc.returncode != 0 and "not stopped: running" in proc.stderr
+    rt("kill", "--all", cid, "SIGKILL", check=True)
+    wait_status(rt, cid, "stopped")
+    rt("delete", cid, check=True)
+
+
+def test_delete_force_running(rt):
+    bundle = rt.bundle(["sleep", "60"])
+    cid = rt.new_id()
+    rt("run", "-d", "--bundle", str(bundle), cid, check=True)
+    pid = rt.state(cid)["pid"]
+    rt("delete", "--force", cid, check=True)
+    assert not os.path.exists(f"/proc/{pid}/cmdline") or "sleep" not in open(f"/proc/{pid}/cmdline").read()
+
+
+def test_delete_created_container(rt):
+    bundle = rt.bundle(["true"])
+    cid = rt.new_id()
+    rt("create", "--bundle", str(bundle), cid, check=True)
+    rt("delete", cid, check=True)  # as runc: a created container can be deleted
+    assert rt("state", cid).returncode != 0
+
+
+def test_start_twice_and_kill_stopped(rt):
+    bundle = rt.bundle(["true"])
+    cid = rt.new_id()
+    rt("create", "--bundle", str(bundle), cid, check=True)
+    rt("start", cid, check=True)
+    wait_status(rt, cid, "stopped")
+    again = rt("start", cid)
+    assert again.returncode != 0 and "stopped" in again.stderr
+    k = rt("kill", cid)
+    assert k.returncode != 0 and "not running" in k.stderr
+    rt("delete", cid, check=True)
+
+
+def test_seccomp_denied_syscall_gets_configured_errno(rt):
+    config = container_config(["sh", "-c", "mkdir /tmp/d; echo rc=$?"])
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28}],
+    }
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert "No space left on device" in proc.stderr
+    assert "rc=1" in proc.stdout
+
+
+def test_seccomp_argument_conditions(rt):
+    # personality(0xffffffff) queries; deny only that exact argument.
+    config = container_config(["sh", "-c", "echo ok"])
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                      "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_NE"}]}],
+    }
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
+
+
+def test_sysctl_and_oom_score_adj(rt):
+    config = container_config(["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj"])
+    config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    config["linux"]["readonlyPaths"].remove("/proc/sys")
+    config["process"]["oomScoreAdj"] = 500
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.stdout.split() == ["1", "500"], proc.stderr
+
+
+def test_joining_another_containers_network_namespace(rt):
+    first = rt.new_id()
+    rt("run", "-d", "--bundle", str(rt.bundle(["sleep", "60"])), first, check=True)
+    pid = rt.state(first)["pid"]
+    config = container_config(["sh", "-c", "readlink /proc/self/ns/net"])
+    config["linux"]["namespaces"] = [
+        ns if ns["type"] != "network" else {"type": "network", "path": f"/proc/{pid}/ns/net"}
+        for ns in config["linux"]["namespaces"]
+    ]
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.stdout.strip() == os.readlink(f"/proc/{pid}/ns/net")
+    rt("delete", "--force", first, check=True)
+
+
+def test_hostname_and_domainname(rt):
+    proc = rt.run(["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"], domainname="example.test")
+    assert proc.stdout.split() == ["pyruntime-test", "example.test"]
+
+
+@pytest.mark.parametrize("ns_type", ["ipc", "uts", "cgroup", "mnt", "pid", "net"])
+def test_namespaces_differ_from_host(rt, ns_type):
+    proc = rt.run(["readlink", f"/proc/self/ns/{ns_type}"])
+    assert proc.stdout.strip() != os.readlink(f"/proc/self/ns/{ns_type}")
+
+
+def test_time_namespace_offsets(rt):
+    config = container_config(["cat", "/proc/uptime"])
+    config["linux"]["namespaces"].append({"type": "time"})
+    config["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.returncode == 0, proc.stderr
+    uptime = float(proc.stdout.split()[0])
+    with open("/proc/uptime") as f:
+        host = float(f.read().split()[0])
+    assert uptime - host > 86400 * 364
+
+
+def test_preserve_fds(rt, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.support import repo_env
+
+    bundle = rt.bundle(["sh", "-c", "cat <&3"])
+    r, w = os.pipe()
+    os.write(w, b"through fd 3\n")
+    os.close(w)
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         f"import os, sys; os.dup2({r}, 3); os.execv(sys.executable, [sys.executable, '-m', 'pyruntime', "
+         f"'--root', {str(rt.root)!r}, 'run', '--preserve-fds', '1', '--bundle', {str(bundle)!r}, {rt.new_id()!r}])"],
+        pass_fds=(r,), env=repo_env(), capture_output=True, text=True, timeout=30)
+    os.close(r)
+    assert proc.stdout == "through fd 3\n", proc.stderr
