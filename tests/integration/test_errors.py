@@ -1,0 +1,157 @@
+"""Bad input and failures: one clear message, a non-zero exit, no traceback, nothing left."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import container_config, repo_env
+
+
+def assert_clean_error(proc, *fragments):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+def assert_nothing_left(rt, cid):
+    assert not (rt.root / cid).exists()
+    for base in os.listdir("/sys/fs/cgroup"):
+        assert not os.path.exists(f"/sys/fs/cgroup/{base}/pyruntime/{cid}"), base
+
+
+def test_missing_bundle(rt, tmp_path):
+    cid = rt.new_id()
+    proc = rt("create", "--bundle", str(tmp_path / "nope"), cid)
+    assert_clean_error(proc, "nope")
+    assert_nothing_left(rt, cid)
+
+
+def test_invalid_json(rt, tmp_path):
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "config.json").write_text("{ not json")
+    cid = rt.new_id()
+    assert_clean_error(rt("create", "--bundle", str(bundle), cid), "config.json")
+    assert_nothing_left(rt, cid)
+
+
+def test_unreadable_config(rt, tmp_path):
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    cid = rt.new_id()
+    assert_clean_error(rt("create", "--bundle", str(bundle), cid), "config.json")
+
+
+@pytest.mark.parametrize("command", [["state"], ["start"], ["kill"], ["delete"], ["delete", "--force"]])
+def test_unknown_id(rt, command):
+    assert_clean_error(rt(*command, "no-such-container"), "no-such-container", "does not exist")
+
+
+@pytest.mark.parametrize("bad_id", ["../x", "a/b", "..", "", "x y"])
+def test_unsafe_ids(rt, bad_id):
+    bundle = rt.bundle(["true"])
+    proc = rt("create", "--bundle", str(bundle), bad_id)
+    assert_clean_error(proc, "invalid container id")
+    assert not (rt.root.parent / "x").exists()
+
+
+def test_duplicate_id(rt):
+    bundle = rt.bundle(["sleep", "60"])
+    cid = rt.new_id()
+    rt("create", "--bundle", str(bundle), cid, check=True)
+    proc = rt("create", "--bundle", str(bundle), cid)
+    assert_clean_error(proc, "already exists")
+    assert rt.state(cid)["status"] == "created"  # the first one is untouched
+    rt("delete", cid, check=True)
+
+
+def test_missing_binary(rt):
+    cid = rt.new_id()
+    proc = rt("run", "--bundle", str(rt.bundle(["no-such-program"])), cid)
+    assert_clean_error(proc, 'exec: "no-such-program": executable file not found in $PATH')
+    assert_nothing_left(rt, cid)
+
+
+def test_not_root(rt):
+    bundle = rt.bundle(["true"])
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-m", "pyruntime", "--root", str(rt.root), "create", "--bundle", str(bundle), "x"],
+        env=repo_env(), capture_output=True, text=True, timeout=30)
+    assert_clean_error(proc, "must be run as root")
+
+
+def test_failing_bind_source_rolls_back(rt, tmp_path):
+    mounts = container_config([])["mounts"] + [
+        {"destination": "/data", "type": "bind", "source": str(tmp_path / "missing"), "options": ["bind"]}]
+    cid = rt.new_id()
+    bundle = rt.bundle(["true"], mounts=mounts)
+    assert_clean_error(rt("create", "--bundle", str(bundle), cid), "mounts[8]", "/data")
+    assert_nothing_left(rt, cid)
+
+
+def test_failing_prestart_hook_rolls_back(rt, tmp_path):
+    hook = tmp_path / "hook.sh"
+    marker = tmp_path / "hook-ran"
+    hook.write_text(f"#!/bin/sh\ncat > {marker}\necho broken network >&2\nexit 3\n")
+    hook.chmod(0o755)
+    cid = rt.new_id()
+    bundle = rt.bundle(["true"], hooks={"prestart": [{"path": str(hook)}]})
+    proc = rt("create", "--bundle", str(bundle), cid)
+    assert_clean_error(proc, "prestart", str(hook), "status 3", "broken network")
+    state = json.loads(marker.read_text())  # the hook got the state on stdin
+    assert state["id"] == cid and state["pid"] > 0
+    assert not os.path.exists(f"/proc/{state['pid']}/cmdline") or \
+        open(f"/proc/{state['pid']}/cmdline").read() == ""
+    assert_nothing_left(rt, cid)
+
+
+def test_hook_timeout_rolls_back(rt, tmp_path):
+    cid = rt.new_id()
+    bundle = rt.bundle(["true"], hooks={"createRuntime": [
+        {"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]})
+    assert_clean_error(rt("create", "--bundle", str(bundle), cid), "timed out")
+    assert_nothing_left(rt, cid)
+
+
+def test_failing_poststop_hook_is_a_warning(rt, tmp_path):
+    cid = rt.new_id()
+    bundle = rt.bundle(["true"], hooks={"poststop": [{"path": "/bin/false"}]})
+    proc = rt("run", "--bundle", str(bundle), cid)
+    assert proc.returncode == 0
+    assert "poststop" in proc.stderr
+    assert_nothing_left(rt, cid)
+
+
+def test_hooks_run_in_order_with_state(rt, tmp_path):
+    log = tmp_path / "hooks.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text("#!/bin/sh\nstatus=$(grep -o '\"status\": *\"[a-z]*\"' | cut -d'\"' -f4)\n"
+                    f"echo \"$1 $status\" >> {log}\n")
+    hook.chmod(0o755)
+    phases = ["prestart", "createRuntime", "poststart", "poststop"]
+    hooks = {p: [{"path": str(hook), "args": ["hook", p]}] for p in phases}
+    proc = rt("run", "--bundle", str(rt.bundle(["true"], hooks=hooks)), rt.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text().split("\n")[:4] == [
+        "prestart creating", "createRuntime creating", "poststart running", "poststop stopped"]
+
+
+def test_systemd_cgroup_refused(rt):
+    assert_clean_error(rt("--systemd-cgroup", "list"), "systemd")
+
+
+def test_delete_force_after_crashed_create(rt):
+    """A state dir whose create died half-way (no init) is still removable."""
+    cid = rt.new_id()
+    d = rt.root / cid
+    d.mkdir(parents=True)
+    (d / "state.json").write_text(json.dumps({"id": cid, "bundle": "/nonexistent", "creating": True,
+                                              "pid": 0, "config": {}}))
+    assert rt.state(cid)["status"] == "creating"
+    rt("delete", "--force", cid, check=True)
+    assert not d.exists()
