@@ -1,3 +1,3 @@
-from pyruntime.cli import main
+from pyruntime.fastpath import main
 
 main()

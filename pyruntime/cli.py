@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import click
 
@@ -47,11 +46,6 @@ def main_group(ctx: click.Context, root: str, log_path: str, log_format: str, de
     ctx.obj = Context(os.path.abspath(root), debug)
 
 
-def _check_root() -> None:
-    if os.geteuid() != 0:
-        raise RuntimeUserError("pyruntime must be run as root")
-
-
 bundle_option = click.option("--bundle", "-b", default=".", help="Path to the bundle (default: current directory).")
 create_options = [
     bundle_option,
@@ -80,7 +74,7 @@ def create(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivo
     """Create a container; its process waits for `start`."""
     from pyruntime import lifecycle
 
-    _check_root()
+    lifecycle.require_root()
     lifecycle.create(ctx.root, container_id, bundle, console_socket=console_socket,
                      pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds)
 
@@ -106,10 +100,10 @@ def run(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, 
     """Create and start a container; wait for it and exit with its exit code."""
     from pyruntime import lifecycle
 
-    _check_root()
+    lifecycle.require_root()
     code = lifecycle.run(ctx.root, container_id, bundle, detach=detach, console_socket=console_socket,
                          pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds)
-    sys.exit(code)
+    click.get_current_context().exit(code)
 
 
 @main_group.command()
@@ -193,24 +187,16 @@ def features():
     click.echo(json.dumps(features_document(), indent=2))
 
 
-def main() -> None:
+def click_main() -> int:
+    """Parse and run with click; click's own usage errors are reported here, everything else
+    propagates to the entry point (pyruntime.fastpath.main)."""
     try:
-        main_group.main(standalone_mode=False, prog_name="pyruntime")
+        result = main_group.main(standalone_mode=False, prog_name="pyruntime")
     except click.exceptions.Abort:
-        sys.exit(130)
+        return 130
     except click.ClickException as e:
         e.show()
-        log.write("error", e.format_message()) if log._path else None
-        sys.exit(e.exit_code)
-    except RuntimeUserError as e:
-        log.error(e.message)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as e:  # a bug: say so plainly, with the traceback only when debugging
-        if log.debug_enabled():
-            raise
-        log.error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)")
-        sys.exit(1)
+        if log.logging_to_file():
+            log.write("error", e.format_message())
+        return e.exit_code
+    return result if isinstance(result, int) else 0

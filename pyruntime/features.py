@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from pyruntime import OCI_VERSION, __version__
 from pyruntime.hooks import PHASES
 
 
-def features_document() -> dict[str, Any]:
+def features_document() -> dict:
     from pyruntime import cgroups, linux
     from pyruntime.init import process, rootfs, seccomp
 
@@ -42,7 +41,7 @@ def features_document() -> dict[str, Any]:
     }
 
 
-def _cgroup_features(cgroups) -> dict[str, Any]:
+def _cgroup_features(cgroups) -> dict:
     if hasattr(cgroups, "features"):
         return cgroups.features()
     return {"v1": True, "v2": False, "systemd": False, "systemdUser": False, "rdma": False}

@@ -9,8 +9,6 @@ remaining hooks still run.
 from __future__ import annotations
 
 import json
-import subprocess
-from typing import Any
 
 from pyruntime import log
 from pyruntime.errors import HookFailed
@@ -18,11 +16,13 @@ from pyruntime.errors import HookFailed
 PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
-def hooks_of(config: dict[str, Any], phase: str) -> list[dict[str, Any]]:
+def hooks_of(config: dict, phase: str) -> list[dict]:
     return list((config.get("hooks") or {}).get(phase) or [])
 
 
-def run_hook(hook: dict[str, Any], state: dict[str, Any], phase: str, index: int) -> None:
+def run_hook(hook: dict, state: dict, phase: str, index: int) -> None:
+    import subprocess
+
     args = list(hook.get("args") or [hook["path"]])
     name = f"{phase}[{index}] {hook['path']}"
     try:
@@ -45,7 +45,7 @@ def run_hook(hook: dict[str, Any], state: dict[str, Any], phase: str, index: int
         raise HookFailed(f"hook {name} failed with {how}{detail}")
 
 
-def run_hooks(config: dict[str, Any], phase: str, state: dict[str, Any], fatal: bool = True) -> None:
+def run_hooks(config: dict, phase: str, state: dict, fatal: bool = True) -> None:
     for index, hook in enumerate(hooks_of(config, phase)):
         try:
             run_hook(hook, state, phase, index)

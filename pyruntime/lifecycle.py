@@ -11,7 +11,6 @@ import os
 import select
 import signal
 import time
-from typing import Any, Callable
 
 from pyruntime import log
 from pyruntime.errors import InvalidState, RuntimeUserError
@@ -23,9 +22,9 @@ class Undo:
     """A stack of clean-up actions, run in reverse when an operation fails half-way."""
 
     def __init__(self) -> None:
-        self._actions: list[tuple[str, Callable[[], Any]]] = []
+        self._actions: list[tuple[str, object]] = []
 
-    def push(self, what: str, action: Callable[[], Any]) -> None:
+    def push(self, what: str, action: object) -> None:
         self._actions.append((what, action))
 
     def run(self) -> None:
@@ -35,6 +34,11 @@ class Undo:
                 action()
             except Exception as e:  # keep undoing: one failed step must not leak the rest
                 log.warn(f"rollback: {what}: {e}")
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise RuntimeUserError("pyruntime must be run as root")
 
 
 # -- create ----------------------------------------------------------------------------------
@@ -402,13 +406,13 @@ def _wait_forwarding_signals(pid: int) -> int:
 
 
 # -- queries ---------------------------------------------------------------------------------
-def container_state(root: str, container_id: str) -> dict[str, Any]:
+def container_state(root: str, container_id: str) -> dict:
     with ContainerDir(root, container_id).lock(shared=True) as cdir:
         state = cdir.load()
         return oci_state(state, status_of(cdir, state))
 
 
-def list_containers(root: str) -> list[dict[str, Any]]:
+def list_containers(root: str) -> list[dict]:
     from pyruntime.state import list_ids
 
     result = []

@@ -20,6 +20,10 @@ def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
     _path, _format, _debug = path or None, fmt, debug
 
 
+def logging_to_file() -> bool:
+    return bool(_path)
+
+
 def debug_enabled() -> bool:
     return _debug
 
@@ -43,10 +47,7 @@ def write(level: str, msg: str) -> None:
         except OSError:
             pass
         if level != "error":
-            return
-    if level == "error" and _path and _format == "json":
-        # The caller reads the file; stderr still gets the plain message for a person.
-        pass
+            return  # errors also go to stderr, for a person watching
     try:
         print(msg if level == "error" else f"{level}: {msg}", file=sys.stderr)
     except (OSError, ValueError):

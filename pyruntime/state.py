@@ -19,8 +19,6 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from pyruntime.errors import ContainerExists, ContainerNotFound, RuntimeUserError
 
@@ -58,26 +56,28 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@dataclass
 class ContainerState:
     """What state.json holds. `config` is the config.json as it was at create time."""
 
-    id: str
-    bundle: str
-    config: dict[str, Any]
-    pid: int = 0
-    pid_start_time: int = 0
-    created: str = ""
-    owner: str = ""
-    creating: bool = True
-    cgroup: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, id: str, bundle: str, config: dict, pid: int = 0, pid_start_time: int = 0,
+                 created: str = "", owner: str = "", creating: bool = True,
+                 cgroup: dict | None = None, extra: dict | None = None):
+        self.id = id
+        self.bundle = bundle
+        self.config = config
+        self.pid = pid
+        self.pid_start_time = pid_start_time
+        self.created = created
+        self.owner = owner
+        self.creating = creating
+        self.cgroup = cgroup or {}
+        self.extra = extra or {}
 
     @property
     def annotations(self) -> dict[str, str]:
         return self.config.get("annotations") or {}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict:
         return {
             "id": self.id, "bundle": self.bundle, "pid": self.pid,
             "pid_start_time": self.pid_start_time, "created": self.created, "owner": self.owner,
@@ -86,7 +86,7 @@ class ContainerState:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ContainerState":
+    def from_dict(cls, d: dict) -> "ContainerState":
         return cls(
             id=d["id"], bundle=d["bundle"], config=d.get("config") or {}, pid=d.get("pid", 0),
             pid_start_time=d.get("pid_start_time", 0), created=d.get("created", ""),
@@ -212,7 +212,7 @@ def status_of(cdir: ContainerDir, state: ContainerState) -> str:
     return CREATED if cdir.has_fifo() else RUNNING
 
 
-def _cgroup_frozen(cgroup: dict[str, Any]) -> bool:
+def _cgroup_frozen(cgroup: dict) -> bool:
     from pyruntime import cgroups
 
     try:
@@ -229,9 +229,9 @@ def list_ids(root: str) -> list[str]:
     return sorted(n for n in names if _VALID_ID.match(n) and os.path.isfile(os.path.join(root, n, STATE_FILE)))
 
 
-def oci_state(state: ContainerState, status: str) -> dict[str, Any]:
+def oci_state(state: ContainerState, status: str) -> dict:
     """The state document of the runtime-spec (plus runc's `created`, `owner`, `rootfs`)."""
-    doc: dict[str, Any] = {
+    doc: dict = {
         "ociVersion": state.config.get("ociVersion", "1.2.0"),
         "id": state.id,
         "status": status,

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import os
 import signal
-import traceback
-from dataclasses import dataclass, field
-from typing import Any
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
@@ -29,33 +26,37 @@ from pyruntime.init import sync
 JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "mount", "cgroup", "time"]
 
 
-@dataclass
 class InitOptions:
-    container_id: str
-    config: dict[str, Any]
-    bundle: str
-    state_dir_fd: int
-    no_pivot: bool = False
-    preserve_fds: int = 0
-    console_sock: Any = None
-    extra_keep_fds: set[int] = field(default_factory=set)
-    # fds of the runtime the children must drop at once (the container lock above all: a
-    # flock is shared by forked copies of the fd, and `start` would wait for it forever)
-    runtime_fds: set[int] = field(default_factory=set)
-    executable: str = ""
+    """What the forked stages need to know; they inherit it across fork, nothing is sent."""
+
+    def __init__(self, container_id: str, config: dict, bundle: str, state_dir_fd: int,
+                 no_pivot: bool = False, preserve_fds: int = 0, console_sock=None,
+                 extra_keep_fds: set[int] | None = None, runtime_fds: set[int] | None = None):
+        self.container_id = container_id
+        self.config = config
+        self.bundle = bundle
+        self.state_dir_fd = state_dir_fd
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
+        self.console_sock = console_sock
+        self.extra_keep_fds = extra_keep_fds or set()
+        # fds of the runtime the children must drop at once (the container lock above all: a
+        # flock is shared by forked copies of the fd, and `start` would wait for it forever)
+        self.runtime_fds = runtime_fds or set()
+        self.executable = ""
 
 
-@dataclass
 class NamespacePlan:
     """What to do with each namespace type: join a path, or create anew (flags)."""
 
-    join: list[tuple[str, str]]
-    new_flags: int
-    new_user: bool
-    new_types: set[str]
+    def __init__(self, join: list[tuple[str, str]], new_flags: int, new_user: bool, new_types: set[str]):
+        self.join = join
+        self.new_flags = new_flags
+        self.new_user = new_user
+        self.new_types = new_types
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "NamespacePlan":
+    def from_config(cls, config: dict) -> "NamespacePlan":
         join: list[tuple[str, str]] = []
         flags = 0
         types: set[str] = set()
@@ -80,6 +81,8 @@ def _fail(sock, exc: BaseException) -> None:
         elif exc.args and isinstance(exc.args[-1], str) and ":" in exc.args[-1]:
             message = exc.args[-1]
     else:
+        import traceback
+
         message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     sync.send_error(sock, message)
 
@@ -129,7 +132,7 @@ def join_namespace(kind: str, path: str) -> None:
         os.close(fd)
 
 
-def become_root_if_mapped(config: dict[str, Any]) -> None:
+def become_root_if_mapped(config: dict) -> None:
     lx = config.get("linux") or {}
 
     def maps_zero(mappings):
@@ -141,7 +144,7 @@ def become_root_if_mapped(config: dict[str, Any]) -> None:
         os.setresuid(0, 0, 0)
 
 
-def write_time_offsets(offsets: dict[str, Any]) -> None:
+def write_time_offsets(offsets: dict) -> None:
     lines = []
     for clock in ("monotonic", "boottime"):
         if clock in offsets:
@@ -152,7 +155,7 @@ def write_time_offsets(offsets: dict[str, Any]) -> None:
             f.write("".join(lines))
 
 
-def write_id_maps(pid: int, config: dict[str, Any]) -> None:
+def write_id_maps(pid: int, config: dict) -> None:
     """Runs in the runtime: give the new user namespace of `pid` its uid and gid maps."""
     lx = config.get("linux") or {}
     for kind in ("uid", "gid"):
@@ -270,11 +273,13 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     sock.close()
 
 
-def preload_modules(config: dict[str, Any]) -> None:
+def preload_modules(config: dict) -> None:
     """Import now what the init uses after pivot_root: from then on the interpreter's own
     files (and shared libraries such as libseccomp) are out of reach."""
     import fcntl, socket, struct, termios  # noqa: E401,F401
 
+    if (config.get("hooks") or {}).get("startContainer"):
+        import subprocess  # noqa: F401  (hooks.run_hook imports it when it runs)
     if (config.get("linux") or {}).get("seccomp"):
         from pyruntime.init import seccomp
 

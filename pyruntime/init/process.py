@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import resource
-from typing import Any
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
@@ -102,7 +101,7 @@ RLIMITS = {
 _RLIM_INFINITY = 2**64 - 1
 
 
-def apply_rlimits(rlimits: list[dict[str, Any]]) -> None:
+def apply_rlimits(rlimits: list[dict]) -> None:
     for index, rl in enumerate(rlimits):
         kind = RLIMITS.get(rl["type"])
         if kind is None:
@@ -117,7 +116,7 @@ def apply_rlimits(rlimits: list[dict[str, Any]]) -> None:
                 f"hard={rl['hard']}: {getattr(e, 'strerror', None) or e}") from None
 
 
-def switch_user(user: dict[str, Any], caps: CapabilitySets | None) -> None:
+def switch_user(user: dict, caps: CapabilitySets | None) -> None:
     """setgroups/setgid/setuid, keeping the permitted capabilities across the uid change so the
     configured sets can then be applied (effective is cleared by the kernel on setuid)."""
     uid, gid = user.get("uid", 0), user.get("gid", 0)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
@@ -157,7 +156,7 @@ def remount_bind(path: str, flags: int) -> None:
 class RootfsBuilder:
     """Builds the mount tree of one container. All paths in `config` are container paths."""
 
-    def __init__(self, config: dict[str, Any], bundle: str, in_userns: bool,
+    def __init__(self, config: dict, bundle: str, in_userns: bool,
                  cgroupns: bool = False):
         self.config = config
         self.bundle = bundle
@@ -198,7 +197,7 @@ class RootfsBuilder:
                     best = mp
         linux.mount(None, best, None, linux.MS_PRIVATE)
 
-    def mount_one(self, m: dict[str, Any]) -> None:
+    def mount_one(self, m: dict) -> None:
         dest = secure_join(self.rootfs, m["destination"])
         fstype = m.get("type") or ""
         options = list(m.get("options") or [])
@@ -296,7 +295,7 @@ class RootfsBuilder:
         for dev in self.linux.get("devices") or []:
             self.create_device(dev, replace=True)
 
-    def create_device(self, dev: dict[str, Any], replace: bool) -> None:
+    def create_device(self, dev: dict, replace: bool) -> None:
         path = secure_join(self.rootfs, dev["path"])
         if os.path.lexists(path):
             if not replace:

@@ -7,7 +7,6 @@ architecture, and a name this libseccomp cannot resolve cannot be called here ei
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 from pyruntime.errors import NotSupported, RuntimeUserError
 
@@ -50,7 +49,7 @@ def action(lib, name: str, errno_ret: int | None, where: str) -> int:
     raise RuntimeUserError(f"{where}: unknown seccomp action {name!r}")
 
 
-def rule_arg_sets(args: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def rule_arg_sets(args: list[dict]) -> list[list[dict]]:
     """libseccomp ANDs the conditions of one rule but accepts one condition per argument index;
     conditions repeating an index are therefore split into one rule each (as runc does)."""
     indexes = [a["index"] for a in args]
@@ -59,7 +58,7 @@ def rule_arg_sets(args: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [[a] for a in args]
 
 
-def build_filter(profile: dict[str, Any]):
+def build_filter(profile: dict):
     import pyseccomp as lib
 
     default = action(lib, profile["defaultAction"], profile.get("defaultErrnoRet"),
@@ -102,5 +101,5 @@ def preload() -> None:
     import pyseccomp  # noqa: F401
 
 
-def load(profile: dict[str, Any]) -> None:
+def load(profile: dict) -> None:
     build_filter(profile).load()
