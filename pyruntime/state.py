@@ -28,7 +28,7 @@ LOCK_FILE = "lock"
 EXEC_FIFO = "exec.fifo"
 
 # Same rule as runc: a container id is a file name and must not be able to climb out of root.
-_VALID_ID = re.compile(r"^[\w+\-.]+$")
+_VALID_ID = re.compile(r"^[\w+\-.]+$", re.ASCII)
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
