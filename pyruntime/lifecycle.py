@@ -43,7 +43,9 @@ def require_root() -> None:
 
 # -- create ----------------------------------------------------------------------------------
 def create(root: str, container_id: str, bundle: str, *, console_socket: str | None = None,
-           pid_file: str | None = None, no_pivot: bool = False, preserve_fds: int = 0) -> ContainerState:
+           pid_file: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
+           console=None) -> ContainerState:
+    """`console`: an already connected socket to send the pty master to (used by `run`)."""
     from pyruntime import spec
 
     bundle = os.path.abspath(bundle)
@@ -57,7 +59,7 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
         state = ContainerState(id=container_id, bundle=bundle, config=config,
                                created=utc_now(), owner=_owner())
         cdir.save(state)
-        _create_container(cdir, state, undo, console_socket, no_pivot, preserve_fds)
+        _create_container(cdir, state, undo, console_socket, no_pivot, preserve_fds, console)
         if pid_file:
             _write_pid_file(pid_file, state.pid)
         return state
@@ -69,7 +71,7 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
 
 
 def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
-                      console_socket: str | None, no_pivot: bool, preserve_fds: int) -> None:
+                      console_socket: str | None, no_pivot: bool, preserve_fds: int, console) -> None:
     from pyruntime import cgroups, hooks
     from pyruntime.init import container, sync
 
@@ -84,7 +86,8 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
     undo.push("remove cgroup", cgroup.destroy)
     state.cgroup = cgroup.to_dict()
 
-    console = _connect_console(console_socket, bool(process.get("terminal")))
+    if console is None:
+        console = _connect_console(console_socket, bool(process.get("terminal")))
     cdir.make_fifo()
     parent_sock, child_sock = sync.pair()
     state_dir_fd = os.open(cdir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -362,13 +365,33 @@ FORWARDED_SIGNALS = [s for s in signal.Signals
 
 def run(root: str, container_id: str, bundle: str, *, detach: bool = False, **create_opts) -> int:
     """create + start; in the foreground, wait for the container and return its exit code
-    (128+signal if killed), then delete it, as `runc run` does."""
-    from pyruntime import linux
+    (128+signal if killed), then delete it, as `runc run` does. With process.terminal and no
+    --console-socket, the foreground run proxies the container's pty to its own stdio."""
+    from pyruntime import linux, spec
 
+    terminal_proxy = not detach and not create_opts.get("console_socket") and \
+        bool((spec.load_config(os.path.abspath(bundle)).get("process") or {}).get("terminal"))
     if not detach:
         # The init is a grandchild: become its reaper so we can wait for it.
         linux.set_child_subreaper()
-    state = create(root, container_id, bundle, **create_opts)
+    ours = theirs = None
+    if terminal_proxy:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        create_opts["console"] = theirs
+    try:
+        state = create(root, container_id, bundle, **create_opts)
+        master = None
+        if ours is not None:
+            from pyruntime import console
+
+            master = console.receive_master(ours)
+            console.copy_window_size(master)
+    finally:
+        for s in (ours, theirs):
+            if s is not None:
+                s.close()
     try:
         start(root, container_id)
     except BaseException:
@@ -377,12 +400,18 @@ def run(root: str, container_id: str, bundle: str, *, detach: bool = False, **cr
     if detach:
         return 0
     try:
-        return _wait_forwarding_signals(state.pid)
+        return _wait_forwarding_signals(state.pid, master)
     finally:
+        if master is not None:
+            os.close(master)
         delete(root, container_id, force=True)
 
 
-def _wait_forwarding_signals(pid: int) -> int:
+def _exit_code(status: int) -> int:
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _wait_forwarding_signals(pid: int, master: int | None = None) -> int:
     def forward(signum, _frame):
         _signal(pid, signum)
 
@@ -393,16 +422,33 @@ def _wait_forwarding_signals(pid: int) -> int:
         except (OSError, ValueError):
             pass
     try:
+        if master is not None:
+            from pyruntime import console
+
+            return console.proxy_until_exit(master, pid, lambda: _reap_exit_code(pid))
         while True:
             try:
                 waited, status = os.waitpid(-1, 0)
             except ChildProcessError:
                 return 255
             if waited == pid:
-                return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+                return _exit_code(status)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _reap_exit_code(pid: int) -> int | None:
+    """Reap any exited child (we are a subreaper); the init's exit code once it is gone."""
+    while True:
+        try:
+            waited, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 255
+        if waited == 0:
+            return None
+        if waited == pid:
+            return _exit_code(status)
 
 
 # -- queries ---------------------------------------------------------------------------------

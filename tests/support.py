@@ -31,7 +31,8 @@ def pyruntime(*args: str, root: str | os.PathLike | None = None, check: bool = F
     if root is not None:
         cmd += ["--root", str(root)]
     cmd += list(args)
-    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    if "input" not in kwargs:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.run(cmd, env=kwargs.pop("env", repo_env()), timeout=timeout,
                               stdout=out, stderr=err, **kwargs)
@@ -127,7 +128,7 @@ def container_config(args: list[str], **changes) -> dict:
         },
     }
     for key, value in changes.items():
-        section, _, field = key.partition("__")
+        section, _, field = key.partition("__")  # process__terminal=True sets process.terminal
         if field:
             config.setdefault(section, {})[field] = value
         else:

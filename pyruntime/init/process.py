@@ -196,7 +196,7 @@ def setup_terminal(console_sock, size: dict[str, int] | None) -> None:
     if os.path.isdir("/dev"):
         _ensure_file("/dev/console")
         linux.mount(slave_path, "/dev/console", None, linux.MS_BIND)
-    os.setsid()
+    # The init is already a session leader (setsid at its start): take the pty as its terminal.
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
         os.dup2(slave, fd)

@@ -1,0 +1,93 @@
+"""`run` in the foreground with process.terminal and no --console-socket: like runc, the
+runtime receives the pty master itself and copies between it and its own stdin/stdout."""
+
+from __future__ import annotations
+
+import os
+import select
+
+
+def receive_master(sock) -> int:
+    import socket
+
+    _, fds, _, _ = socket.recv_fds(sock, 1024, 1)
+    if not fds:
+        from pyruntime.errors import RuntimeUserError
+
+        raise RuntimeUserError("the container did not send its terminal")
+    return fds[0]
+
+
+class RawStdin:
+    """Put our stdin in raw mode while proxying, if it is a terminal; restore it after."""
+
+    def __enter__(self):
+        self.saved = None
+        if os.isatty(0):
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(0)
+            tty.setraw(0)
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+
+
+def copy_window_size(master: int) -> None:
+    if os.isatty(0):
+        import fcntl
+        import termios
+
+        size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+
+
+def proxy_until_exit(master: int, pid: int, reap) -> int:
+    """Copy stdin -> master and master -> stdout until the container's init exits;
+    `reap()` returns its exit code once it has, else None."""
+    poller = select.poll()
+    poller.register(master, select.POLLIN)
+    stdin_open = True
+    try:
+        poller.register(0, select.POLLIN)
+    except (OSError, ValueError):
+        stdin_open = False
+    with RawStdin():
+        while True:
+            for fd, event in poller.poll(50):
+                if fd == master:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:  # EIO: every slave fd is closed
+                        data = b""
+                    if not data:
+                        poller.unregister(master)
+                        continue
+                    os.write(1, data)
+                elif stdin_open:
+                    data = os.read(0, 65536)
+                    if data:
+                        os.write(master, data)
+                    else:
+                        poller.unregister(0)
+                        stdin_open = False
+            code = reap()
+            if code is not None:
+                _drain(master)
+                return code
+
+
+def _drain(master: int) -> None:
+    while select.select([master], [], [], 0)[0]:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        os.write(1, data)
