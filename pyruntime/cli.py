@@ -106,6 +106,40 @@ def run(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, 
     click.get_current_context().exit(code)
 
 
+@main_group.command(name="exec", context_settings={"allow_interspersed_args": False})
+@click.option("--process", "-p", "process_file", default=None, help="process.json describing the process.")
+@click.option("--tty", "-t", is_flag=True, help="Allocate a pseudo-TTY.")
+@click.option("--console-socket", default=None, help="AF_UNIX socket that receives the pty master.")
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the process to exit.")
+@click.option("--pid-file", default=None, help="Write the process's pid to this file.")
+@click.option("--env", "-e", multiple=True, help="Set an environment variable (K=V).")
+@click.option("--cwd", default=None, help="Working directory in the container.")
+@click.option("--user", "-u", default=None, help="UID[:GID] to run as.")
+@click.option("--additional-gids", "-g", multiple=True, type=int, help="Additional group ids.")
+@click.option("--cap", "-c", multiple=True, help="Add a capability (e.g. CAP_NET_ADMIN).")
+@click.option("--no-new-privs", is_flag=True, help="Set no_new_privs for the process.")
+@click.option("--preserve-fds", type=click.IntRange(min=0), default=0)
+@click.option("--process-label", default="", hidden=True, help="Accepted; SELinux is not supported.")
+@click.option("--apparmor", default="", hidden=True, help="Accepted; AppArmor is not supported.")
+@click.argument("container_id")
+@click.argument("command", nargs=-1)
+@pass_ctx
+def exec_command(ctx: Context, container_id, command, process_file, tty, console_socket, detach,
+                 pid_file, env, cwd, user, additional_gids, cap, no_new_privs, preserve_fds,
+                 process_label, apparmor):
+    """Run another process in a running container."""
+    from pyruntime import execute, lifecycle
+
+    lifecycle.require_root()
+    config = lifecycle.saved_config(ctx.root, container_id)
+    process = execute.process_from_flags(
+        config, list(command), process_file=process_file, tty=tty, env=env, cwd=cwd, user=user,
+        additional_gids=additional_gids, caps=cap, no_new_privs=no_new_privs)
+    code = execute.exec_in(ctx.root, container_id, process, console_socket=console_socket,
+                           detach=detach, pid_file=pid_file, preserve_fds=preserve_fds)
+    click.get_current_context().exit(code)
+
+
 @main_group.command()
 @click.argument("container_id")
 @pass_ctx

@@ -44,12 +44,14 @@ def require_root() -> None:
 # -- create ----------------------------------------------------------------------------------
 def create(root: str, container_id: str, bundle: str, *, console_socket: str | None = None,
            pid_file: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
-           console=None) -> ContainerState:
-    """`console`: an already connected socket to send the pty master to (used by `run`)."""
+           console=None, config: dict | None = None) -> ContainerState:
+    """`console`: an already connected socket to send the pty master to, and `config`: the
+    bundle's config already loaded (both from `run`)."""
     from pyruntime import spec
 
     bundle = os.path.abspath(bundle)
-    config = spec.load_config(bundle)
+    if config is None:
+        config = spec.load_config(bundle)
     cdir = ContainerDir(root, container_id)
     cdir.make()
     undo = Undo()
@@ -61,7 +63,7 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
         cdir.save(state)
         _create_container(cdir, state, undo, console_socket, no_pivot, preserve_fds, console)
         if pid_file:
-            _write_pid_file(pid_file, state.pid)
+            write_pid_file(pid_file, state.pid)
         return state
     except BaseException:
         undo.run()
@@ -87,7 +89,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
     state.cgroup = cgroup.to_dict()
 
     if console is None:
-        console = _connect_console(console_socket, bool(process.get("terminal")))
+        console = connect_console(console_socket, bool(process.get("terminal")))
     cdir.make_fifo()
     parent_sock, child_sock = sync.pair()
     state_dir_fd = os.open(cdir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -147,7 +149,7 @@ def _recv_either(sock, kinds: tuple[str, ...]) -> dict:
     return msg
 
 
-def _connect_console(path: str | None, terminal: bool):
+def connect_console(path: str | None, terminal: bool):
     if not terminal:
         if path:
             raise RuntimeUserError("--console-socket given but process.terminal is false")
@@ -165,7 +167,7 @@ def _connect_console(path: str | None, terminal: bool):
     return sock
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         f.write(str(pid))
@@ -369,29 +371,18 @@ def run(root: str, container_id: str, bundle: str, *, detach: bool = False, **cr
     --console-socket, the foreground run proxies the container's pty to its own stdio."""
     from pyruntime import linux, spec
 
+    config = spec.load_config(os.path.abspath(bundle))
     terminal_proxy = not detach and not create_opts.get("console_socket") and \
-        bool((spec.load_config(os.path.abspath(bundle)).get("process") or {}).get("terminal"))
+        bool((config.get("process") or {}).get("terminal"))
     if not detach:
         # The init is a grandchild: become its reaper so we can wait for it.
         linux.set_child_subreaper()
-    ours = theirs = None
-    if terminal_proxy:
-        import socket
-
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        create_opts["console"] = theirs
+    proxy = TerminalProxy(terminal_proxy)
     try:
-        state = create(root, container_id, bundle, **create_opts)
-        master = None
-        if ours is not None:
-            from pyruntime import console
-
-            master = console.receive_master(ours)
-            console.copy_window_size(master)
+        state = create(root, container_id, bundle, console=proxy.theirs, config=config, **create_opts)
+        master = proxy.receive()
     finally:
-        for s in (ours, theirs):
-            if s is not None:
-                s.close()
+        proxy.close()
     try:
         start(root, container_id)
     except BaseException:
@@ -400,18 +391,44 @@ def run(root: str, container_id: str, bundle: str, *, detach: bool = False, **cr
     if detach:
         return 0
     try:
-        return _wait_forwarding_signals(state.pid, master)
+        return wait_forwarding_signals(state.pid, master)
     finally:
         if master is not None:
             os.close(master)
         delete(root, container_id, force=True)
 
 
+class TerminalProxy:
+    """A socketpair standing in for --console-socket when the runtime itself will proxy the
+    container's pty (foreground `run` or `exec` with a terminal)."""
+
+    def __init__(self, wanted: bool):
+        self.ours = self.theirs = None
+        if wanted:
+            import socket
+
+            self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def receive(self) -> int | None:
+        if self.ours is None:
+            return None
+        from pyruntime import console
+
+        master = console.receive_master(self.ours)
+        console.copy_window_size(master)
+        return master
+
+    def close(self) -> None:
+        for s in (self.ours, self.theirs):
+            if s is not None:
+                s.close()
+
+
 def _exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _wait_forwarding_signals(pid: int, master: int | None = None) -> int:
+def wait_forwarding_signals(pid: int, master: int | None = None) -> int:
     def forward(signum, _frame):
         _signal(pid, signum)
 
@@ -456,6 +473,12 @@ def container_state(root: str, container_id: str) -> dict:
     with ContainerDir(root, container_id).lock(shared=True) as cdir:
         state = cdir.load()
         return oci_state(state, status_of(cdir, state))
+
+
+def saved_config(root: str, container_id: str) -> dict:
+    """The config the container was created with."""
+    with ContainerDir(root, container_id).lock(shared=True) as cdir:
+        return cdir.load().config
 
 
 def list_containers(root: str) -> list[dict]:

@@ -81,9 +81,7 @@ def _fail(sock, exc: BaseException) -> None:
         elif exc.args and isinstance(exc.args[-1], str) and ":" in exc.args[-1]:
             message = exc.args[-1]
     else:
-        import traceback
-
-        message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        message = f"{type(exc).__name__}: {exc}"
     sync.send_error(sock, message)
 
 

@@ -178,22 +178,23 @@ def close_fds_from(first: int, keep: set[int]) -> None:
                 raise
 
 
-def setup_terminal(console_sock, size: dict[str, int] | None) -> None:
+def setup_terminal(console_sock, size: dict[str, int] | None, console_mount: bool = True) -> None:
     """Open a pty in the container's devpts, make its slave our stdio and controlling terminal,
-    bind it over /dev/console, and hand the master to the caller through the console socket."""
+    bind it over /dev/console (for the init), and hand the master to the caller through the
+    console socket."""
     import fcntl
     import socket
     import struct
     import termios
-
-    from pyruntime.init.rootfs import _ensure_file
 
     master, slave = os.openpty()
     slave_path = os.ttyname(slave)
     if size:
         fcntl.ioctl(master, termios.TIOCSWINSZ,
                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
-    if os.path.isdir("/dev"):
+    if console_mount and os.path.isdir("/dev"):
+        from pyruntime.init.rootfs import _ensure_file
+
         _ensure_file("/dev/console")
         linux.mount(slave_path, "/dev/console", None, linux.MS_BIND)
     # The init is already a session leader (setsid at its start): take the pty as its terminal.

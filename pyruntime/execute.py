@@ -1,0 +1,124 @@
+"""The runtime side of `exec`: build the process, fork into the container, wait or detach."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+from pyruntime import lifecycle
+from pyruntime.errors import InvalidState, RuntimeUserError
+from pyruntime.state import CREATED, RUNNING, ContainerDir, status_of
+
+
+def process_from_flags(config: dict, args: list[str], *, process_file: str | None = None,
+                       tty: bool = False, env: tuple[str, ...] = (), cwd: str | None = None,
+                       user: str | None = None, additional_gids: tuple[int, ...] = (),
+                       caps: tuple[str, ...] = (), no_new_privs: bool = False) -> dict:
+    """The process to exec: a --process file as given, or the container's own process with the
+    command line and runc's exec flags applied on top."""
+    if process_file:
+        try:
+            with open(process_file) as f:
+                process = json.load(f)
+        except OSError as e:
+            raise RuntimeUserError(f"--process {process_file}: {e.strerror}") from None
+        except ValueError as e:
+            raise RuntimeUserError(f"--process {process_file}: not valid JSON: {e}") from None
+        if not isinstance(process, dict) or not process.get("args"):
+            raise RuntimeUserError(f"--process {process_file}: args: a command is required")
+        return process
+    if not args:
+        raise RuntimeUserError("exec: a command is required (or --process FILE)")
+    process = copy.deepcopy(config.get("process") or {})
+    process["args"] = list(args)
+    process["terminal"] = tty
+    process.pop("consoleSize", None)
+    process["env"] = list(process.get("env") or []) + list(env)
+    if cwd:
+        process["cwd"] = cwd
+    if user:
+        process["user"] = parse_user(user, process.get("user") or {})
+    if additional_gids:
+        process.setdefault("user", {})["additionalGids"] = list(additional_gids)
+    if caps:
+        sets = process.setdefault("capabilities", {})
+        for kind in ("bounding", "effective", "permitted"):
+            sets[kind] = list(sets.get(kind) or []) + [c for c in caps if c not in (sets.get(kind) or [])]
+    if no_new_privs:
+        process["noNewPrivileges"] = True
+    return process
+
+
+def parse_user(text: str, base: dict) -> dict:
+    uid_text, _, gid_text = text.partition(":")
+    try:
+        user = {"uid": int(uid_text), "gid": int(gid_text) if gid_text else 0}
+    except ValueError:
+        raise RuntimeUserError(f"--user {text!r}: expected UID[:GID] as numbers") from None
+    if "umask" in base:
+        user["umask"] = base["umask"]
+    return user
+
+
+def exec_in(root: str, container_id: str, process: dict, *, console_socket: str | None = None,
+            detach: bool = False, pid_file: str | None = None, preserve_fds: int = 0) -> int:
+    """Run `process` in the container; return its exit code (0 at once with `detach`)."""
+    from pyruntime import cgroups, linux
+    from pyruntime.init import execin, sync
+
+    terminal = bool(process.get("terminal"))
+    if not detach:
+        linux.set_child_subreaper()  # the exec'ed process is a grandchild
+    proxy = lifecycle.TerminalProxy(terminal and not console_socket and not detach)
+    with ContainerDir(root, container_id).lock(shared=True) as cdir:
+        state = cdir.load()
+        status = status_of(cdir, state)
+        if status not in (CREATED, RUNNING):
+            proxy.close()
+            raise InvalidState(f"cannot exec in a {status} container")
+        console = proxy.theirs or lifecycle.connect_console(console_socket, terminal)
+        parent_sock, child_sock = sync.pair()
+        opts = execin.ExecOptions(state.pid, process, state.config, console_sock=console,
+                                  preserve_fds=preserve_fds,
+                                  runtime_fds={cdir.lock_fd} if cdir.lock_fd is not None else set())
+        try:
+            stage1_pid = os.fork()
+            if stage1_pid == 0:
+                parent_sock.close()
+                execin.stage1(opts, child_sock)
+            child_sock.close()
+            if proxy.theirs is not None:
+                proxy.theirs.close()  # the child has it; an EOF must reach us if it dies
+            try:
+                if state.cgroup:
+                    cgroups.CgroupManager.from_dict(state.cgroup).add_process(stage1_pid)
+                sync.send(parent_sock, "cgroup-ready")
+                pid = sync.recv(parent_sock, "exec-pid")["pid"]
+            finally:
+                os.waitpid(stage1_pid, 0)
+            sync.recv(parent_sock, "exec")
+            _wait_for_exec(parent_sock)
+            master = proxy.receive()
+        finally:
+            parent_sock.close()
+            if console is not None and console is not proxy.theirs:
+                console.close()
+            proxy.close()
+    if pid_file:
+        lifecycle.write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    try:
+        return lifecycle.wait_forwarding_signals(pid, master)
+    finally:
+        if master is not None:
+            os.close(master)
+
+
+def _wait_for_exec(sock) -> None:
+    """After "exec" the socket closes on a successful execve, or carries the failure."""
+    data = sock.recv(65536)
+    if data:
+        message = json.loads(data).get("message", "exec failed")
+        raise RuntimeUserError(message)

@@ -1,0 +1,132 @@
+"""`exec`: start another process inside a running container.
+
+    pyruntime exec (host)
+      └─ stage 1: placed in the container's cgroup by the runtime; joins the init's namespaces
+         │        (user first; mount last, which moves it into the container's root)
+         └─ stage 2 (a child, so that it is inside the joined PID namespace): terminal,
+                    rlimits, user, capabilities, no_new_privs, cwd, seccomp, execve
+
+Before any container namespace is joined the process makes itself non-dumpable: processes of
+the container may not open its /proc/<pid>/exe or fds, which would reach the host's interpreter
+binary (the attack behind CVE-2019-5736). Stage 2 stays non-dumpable until execve replaces the
+interpreter with the container's own program.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from pyruntime import linux
+from pyruntime.errors import RuntimeUserError
+from pyruntime.init import sync
+from pyruntime.init.container import JOIN_ORDER, _fail, preload_modules
+
+PR_SET_DUMPABLE = 4
+
+
+def namespaces_to_join(init_pid: int) -> list[tuple[str, str]]:
+    """The init's namespaces that differ from ours, in join order."""
+    result = []
+    for kind in JOIN_ORDER:
+        entry = linux.NAMESPACES[kind][1]
+        theirs = f"/proc/{init_pid}/ns/{entry}"
+        try:
+            if os.readlink(theirs) != os.readlink(f"/proc/self/ns/{entry}"):
+                result.append((kind, theirs))
+        except FileNotFoundError:
+            continue  # a namespace type this kernel lacks
+    return result
+
+
+class ExecOptions:
+    def __init__(self, init_pid: int, process: dict, config: dict, console_sock=None,
+                 preserve_fds: int = 0, runtime_fds: set[int] | None = None):
+        self.init_pid = init_pid
+        self.process = process
+        self.config = config
+        self.console_sock = console_sock
+        self.preserve_fds = preserve_fds
+        self.runtime_fds = runtime_fds or set()
+
+
+def stage1(opts: ExecOptions, sock) -> None:
+    """Never returns."""
+    code = 1
+    try:
+        for fd in opts.runtime_fds:
+            os.close(fd)
+        linux.prctl(PR_SET_DUMPABLE, 0)
+        linux.set_pdeathsig(signal.SIGKILL)
+        sync.recv(sock, "cgroup-ready")
+        # Nothing of the host's filesystem can be imported once the mount namespace is joined.
+        preload_modules({"linux": {"seccomp": (opts.config.get("linux") or {}).get("seccomp")}})
+        from pyruntime import log  # noqa: F401
+        from pyruntime.init import process  # noqa: F401
+        # Open every namespace first: after joining the mount namespace the host's /proc is gone.
+        fds = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+               for kind, path in namespaces_to_join(opts.init_pid)]
+        for kind, fd in fds:
+            try:
+                linux.setns(fd, linux.NAMESPACES[kind][0])
+            except OSError as e:
+                raise RuntimeUserError(f"cannot join the container's {kind} namespace: {e.strerror}") from None
+            finally:
+                os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            stage2(opts, sock)
+        sync.send(sock, "exec-pid", pid=pid)
+        code = 0
+    except BaseException as e:
+        _fail(sock, e)
+    finally:
+        os._exit(code)
+
+
+def stage2(opts: ExecOptions, sock) -> None:
+    from pyruntime import log
+    from pyruntime.init import process as proc
+
+    try:
+        process = opts.process
+        os.setsid()
+        if process.get("terminal"):
+            proc.setup_terminal(opts.console_sock, process.get("consoleSize"), console_mount=False)
+        if "oomScoreAdj" in process:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(process["oomScoreAdj"]))
+        proc.apply_rlimits(process.get("rlimits") or [])
+        caps = proc.CapabilitySets(process.get("capabilities"), log.warn)
+        profile = (opts.config.get("linux") or {}).get("seccomp")
+        no_new_privs = bool(process.get("noNewPrivileges"))
+        if profile and not no_new_privs:
+            from pyruntime.init import seccomp
+
+            seccomp.load(profile)
+        caps.drop_bounding()
+        user = process.get("user") or {}
+        proc.switch_user(user, caps)
+        caps.apply()
+        if no_new_privs:
+            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        # setuid resets the dumpable flag: keep the interpreter out of the container's reach.
+        linux.prctl(PR_SET_DUMPABLE, 0)
+        os.umask(user.get("umask", 0o022))
+        cwd = process.get("cwd") or "/"
+        try:
+            os.chdir(cwd)
+        except OSError as e:
+            raise RuntimeUserError(f"cwd {cwd}: {e.strerror}") from None
+        executable = proc.find_executable(process["args"][0], process.get("env") or [], cwd)
+        proc.close_fds_from(3 + opts.preserve_fds, {sock.fileno()})
+        if profile and no_new_privs:
+            from pyruntime.init import seccomp
+
+            seccomp.load(profile)
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env") or [])
+        sync.send(sock, "exec")
+        os.execve(executable, process["args"], env)
+    except BaseException as e:
+        _fail(sock, e)
+    os._exit(127)
