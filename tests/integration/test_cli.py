@@ -1,0 +1,61 @@
+"""CLI surface: logs in runc's JSON shape, list, features, version, usage errors."""
+
+import json
+
+
+def test_json_log_gets_the_error(rt, tmp_path):
+    log = tmp_path / "log.json"
+    proc = rt("--log", str(log), "--log-format", "json", "start", "missing")
+    assert proc.returncode == 1
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entries[-1]["level"] == "error"
+    assert "missing" in entries[-1]["msg"] and "does not exist" in entries[-1]["msg"]
+    assert entries[-1]["time"].endswith("Z")
+    assert "does not exist" in proc.stderr
+
+
+def test_json_log_through_click_path(rt, tmp_path):
+    log = tmp_path / "log.json"
+    proc = rt("--log", str(log), "--log-format", "json", "list", "--format", "xml")
+    assert proc.returncode == 2
+    assert json.loads(log.read_text().splitlines()[-1])["level"] == "error"
+
+
+def test_text_log(rt, tmp_path):
+    log = tmp_path / "log.txt"
+    rt("--log", str(log), "kill", "missing")
+    assert 'level=error msg="container \'missing\' does not exist"' in log.read_text()
+
+
+def test_list_table_and_quiet(rt):
+    cid = rt.new_id()
+    rt("create", "--bundle", str(rt.bundle(["true"])), cid, check=True)
+    table = rt("list", check=True).stdout.splitlines()
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    assert table[1].split()[0] == cid and table[1].split()[2] == "created"
+    assert rt("list", "-q", check=True).stdout.split() == [cid]
+    rt("delete", cid, check=True)
+    assert rt("list", "-q", check=True).stdout == ""
+
+
+def test_features_is_truthful(rt):
+    doc = json.loads(rt("features", check=True).stdout)
+    assert doc["ociVersionMax"] == "1.2.0"
+    assert set(doc["linux"]["namespaces"]) == {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}
+    assert "CAP_SYS_ADMIN" in doc["linux"]["capabilities"]
+    assert doc["linux"]["seccomp"]["enabled"] is True
+    assert "SCMP_ACT_NOTIFY" not in doc["linux"]["seccomp"]["actions"]
+    assert doc["linux"]["apparmor"]["enabled"] is False
+    assert doc["linux"]["cgroup"]["systemd"] is False
+    assert {"rbind", "ro", "rprivate", "nosuid"} <= set(doc["mountOptions"])
+    assert set(doc["hooks"]) == {"prestart", "createRuntime", "createContainer", "startContainer",
+                                 "poststart", "poststop"}
+
+
+def test_version_and_usage(rt):
+    out = rt("--version", check=True).stdout
+    assert out.startswith("pyruntime version") and "spec: 1.2.0" in out
+    proc = rt("frobnicate")
+    assert proc.returncode == 2 and "No such command" in proc.stderr
+    proc = rt("kill")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
