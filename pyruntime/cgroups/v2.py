@@ -8,7 +8,6 @@ are complete), while the hybrid driver only enables what it needs there (hugetlb
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import time
 
@@ -18,8 +17,6 @@ from . import paths
 from .manager import (FREEZE_TIMEOUT, CgroupManager, make_dirs, read_pids, read_text, write_error,
                       write_text)
 from .mounts import DEFAULT_ROOT, read_controllers
-
-log = logging.getLogger(__name__)
 
 
 class V2Manager(CgroupManager):
@@ -122,12 +119,15 @@ class V2Manager(CgroupManager):
             self._write(op.field, "io.weight", f"{prefix}{blkio_weight_to_io_weight(weight)}")
 
     def _apply_device_rules(self, rules) -> None:
-        # The unified hierarchy has no devices.allow/deny: access control needs a
-        # BPF_CGROUP_DEVICE program, which this runtime does not load. Say so rather than
-        # pretend: the container then has the host's device access policy for its cgroup.
-        if rules:
-            log.warning("device access rules (linux.resources.devices) are not enforced on cgroup v2 "
-                        "by this runtime: no eBPF device filter is attached to %s", self.dir)
+        # The unified hierarchy has no devices.allow/deny: the same rules become an eBPF
+        # program attached to the cgroup (see ebpf.py).
+        from . import ebpf
+
+        try:
+            ebpf.attach(self.dir, rules)
+        except OSError as e:
+            raise RuntimeUserError(f"linux.resources.devices: cannot attach the eBPF device filter to "
+                                   f"{self.dir}: {e.strerror}") from None
 
     # -- processes and freezing ----------------------------------------------------------
     def add_process(self, pid: int) -> None:

@@ -149,3 +149,29 @@ def test_v1_stats_from_recorded_files():
     assert data["cpuset"]["cpus"] == [0]
     assert data["hugetlb"] == {"2MB": {"failcnt": 0}}
     json.dumps(data)  # the event must be serialisable as is
+
+
+def test_hot_paths_stay_light(tmp_path):
+    """state/kill/delete only read files: no cgroupspy, no planning code gets imported."""
+    import subprocess
+    import sys
+
+    from tests.support import repo_env
+
+    leaf = tmp_path / "memory" / "pyruntime-test" / "c"
+    leaf.mkdir(parents=True)
+    code = f"""
+import sys
+from pyruntime.cgroups import CgroupManager
+m = CgroupManager.from_dict({{"mode": "hybrid", "path": "/pyruntime-test/c", "root": "/x",
+                              "hierarchies": {{"memory": {str(tmp_path / "memory")!r}}},
+                              "unified": {str(tmp_path / "unified")!r}}})
+assert m.pids() == [] and m.is_frozen() is False
+m.destroy()
+heavy = [n for n in ("cgroupspy", "pyruntime.cgroups.resources", "pyruntime.cgroups.stats",
+                     "pyruntime.cgroups.v1_controllers", "logging", "json") if n in sys.modules]
+print(heavy)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=repo_env(), check=True)
+    assert out.stdout.strip() == "[]"
+    assert not leaf.exists()

@@ -5,7 +5,6 @@ These check the file formats the drivers write for controllers this machine does
 mechanics that do not need a kernel: which file, which text, in which order.
 """
 
-import logging
 import os
 
 import pytest
@@ -199,19 +198,20 @@ def fake_v2(tmp_path, controllers="cpuset cpu io memory hugetlb pids"):
     return str(root), leaf
 
 
-def test_v2_writes(tmp_path, monkeypatch, caplog):
+def test_v2_writes(tmp_path, monkeypatch):
     rec = Recorder(monkeypatch, tmp_path)
+    attached = []
+    monkeypatch.setattr("pyruntime.cgroups.ebpf.attach", lambda d, rules: attached.append((d, rules)))
     root, leaf = fake_v2(tmp_path)
     mgr = V2Manager(PATH, root=root)
-    with caplog.at_level(logging.WARNING):
-        mgr.create({
-            "memory": {"limit": 100 << 20, "swap": 150 << 20},
-            "cpu": {"shares": 2048, "quota": 25000, "period": 50000, "cpus": "0"},
-            "pids": {"limit": 32},
-            "blockIO": {"weight": 1000, "throttleReadIOPSDevice": [{"major": 254, "minor": 0, "rate": 50}]},
-            "unified": {"memory.high": "80M"},
-            "devices": [{"allow": False, "access": "rwm"}],
-        })
+    mgr.create({
+        "memory": {"limit": 100 << 20, "swap": 150 << 20},
+        "cpu": {"shares": 2048, "quota": 25000, "period": 50000, "cpus": "0"},
+        "pids": {"limit": 32},
+        "blockIO": {"weight": 1000, "throttleReadIOPSDevice": [{"major": 254, "minor": 0, "rate": 50}]},
+        "unified": {"memory.high": "80M"},
+        "devices": [{"allow": False, "access": "rwm"}],
+    })
     assert (leaf / "memory.max").read_text() == str(100 << 20)
     assert (leaf / "memory.swap.max").read_text() == str(50 << 20)
     assert (leaf / "cpu.weight").read_text() == "79"
@@ -223,7 +223,9 @@ def test_v2_writes(tmp_path, monkeypatch, caplog):
     # Every available controller is enabled from the root down to the parent.
     enabled = [v for p, v in rec.writes if p.endswith("cgroup.subtree_control")]
     assert len(enabled) == 2 and all("+memory" in v and "+pids" in v for v in enabled)
-    assert "not enforced on cgroup v2" in caplog.text
+    # Device rules become one eBPF filter on the cgroup: deny all first, defaults after.
+    assert len(attached) == 1 and attached[0][0] == str(leaf)
+    assert attached[0][1][0].v1_line() == "a *:* rwm" and not attached[0][1][0].allow
 
 
 def test_v2_bfq_takes_blkio_scale(tmp_path):
