@@ -6,18 +6,14 @@ data (OCI resources dicts, runc event objects, pid lists) so they can be tested 
 
 from __future__ import annotations
 
-import logging
 import os
 import signal as signals
 import time
-from typing import Callable, Iterator
 
 from pyruntime.errors import RuntimeUserError
 
 from . import convert
 from .manager import CgroupManager
-
-log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- update
@@ -78,7 +74,7 @@ def update_from_flags(*, resources: str | None = None, stdin=None,
                       cpuset_cpus: str | None = None, cpuset_mems: str | None = None,
                       cpu_idle: str | None = None, pids_limit: int | str | None = None,
                       blkio_weight: int | str | None = None,
-                      warn: Callable[[str], None] = log.warning) -> dict:
+                      warn: Callable[[str], None] | None = None) -> dict:
     """runc update's flags as the OCI resources to change (only what was given).
 
     As in runc: with `resources` (-r FILE or -r -) every other flag is ignored; memory sizes
@@ -88,6 +84,8 @@ def update_from_flags(*, resources: str | None = None, stdin=None,
     """
     if resources:
         return load_resources_json(resources, stdin)
+    if warn is None:
+        from .resources import _warn as warn
 
     out: dict = {}
 

@@ -10,23 +10,26 @@ depend on what the cgroup holds at the time): "check_usage", "limit_and_swap", "
 
 from __future__ import annotations
 
-import logging
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from pyruntime.errors import NotSupported, RuntimeUserError
 
 from . import convert, devices
 
-log = logging.getLogger(__name__)
-
 R = "linux.resources"
 
 
-class Op(NamedTuple):
-    field: str        # JSON path of the setting, for error messages
-    controller: str   # v1 hierarchy / v2 controller the write needs
-    key: str          # what to write (see module docstring)
-    value: Any
+def _warn(message: str) -> None:
+    # logging is imported only when there is something to say: it costs more than the
+    # whole planning step on a cold start.
+    import logging
+
+    logging.getLogger(__name__).warning("%s", message)
+
+
+# field: JSON path of the setting, for error messages; controller: v1 hierarchy / v2 controller
+# the write needs; key and value: what to write (see the module docstring).
+Op = namedtuple("Op", "field controller key value")
 
 
 # ---------------------------------------------------------------- value checks
@@ -110,7 +113,7 @@ def _memory(resources: dict, v2: bool, ops: list[Op]) -> None:
     check = _bool(mem, "checkBeforeUpdate", w)
     for obsolete in ("kernel", "kernelTCP"):
         if mem.get(obsolete):
-            log.warning("%s.%s is obsolete and ignored (the kernel no longer limits it separately)", w, obsolete)
+            _warn(f"{w}.{obsolete} is obsolete and ignored (the kernel no longer limits it separately)")
     if limit and limit > 0 and swap and swap > 0 and swap < limit:
         raise RuntimeUserError(f"{w}.swap: memory+swap ({swap}) must not be below memory.limit ({limit})")
     if check and limit and limit > 0:

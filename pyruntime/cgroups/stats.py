@@ -7,11 +7,9 @@ The parsers take file contents; `v1_stats` / `v2_stats` take a reader function
 from __future__ import annotations
 
 import os
-from typing import Callable
 
 from . import convert
 
-Reader = Callable[[str], "str | None"]
 MAX_UINT64 = (1 << 64) - 1
 # cpuacct.stat counts in clock ticks; runc reports nanoseconds.
 _NS_PER_TICK = 10 ** 9 // (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
@@ -107,7 +105,7 @@ def _memory_entry(limit: int, usage: int, max_: int, failcnt: int) -> dict:
     return entry
 
 
-def _cpuset(read: Reader, v2: bool) -> dict:
+def _cpuset(read: Callable[[str], str | None], v2: bool) -> dict:
     def ids(name):
         text = read(name)
         return convert.parse_cpu_list(text) if text and text.strip() else []
@@ -135,7 +133,8 @@ def _cpuset(read: Reader, v2: bool) -> dict:
     return result
 
 
-def v1_stats(read_controller: Callable[[str, str], "str | None"], hugepage_sizes, hugetlb_v2: Reader | None = None) -> dict:
+def v1_stats(read_controller: Callable[[str, str], str | None], hugepage_sizes,
+             hugetlb_v2: Callable[[str], str | None] | None = None) -> dict:
     """Stats from v1 hierarchies; `read_controller(controller, file)` returns text or None."""
     cpuacct = lambda name: read_controller("cpuacct", name)  # noqa: E731
     cpu = lambda name: read_controller("cpu", name)  # noqa: E731
@@ -208,14 +207,14 @@ def _pids_limit(text: str | None) -> int:
     return 0 if value == MAX_UINT64 else value
 
 
-def _hugetlb_v2(read: Reader, size: str) -> dict:
+def _hugetlb_v2(read: Callable[[str], str | None], size: str) -> dict:
     current = single_int(read(f"hugetlb.{size}.current"))
     result = _omit_zero({"usage": current, "max": current})
     result["failcnt"] = flat_keyed(read(f"hugetlb.{size}.events")).get("max", 0)
     return result
 
 
-def v2_stats(read: Reader, hugepage_sizes) -> dict:
+def v2_stats(read: Callable[[str], str | None], hugepage_sizes) -> dict:
     """Stats from one unified-hierarchy cgroup; `read(file)` returns text or None."""
     cpu = flat_keyed(read("cpu.stat"))
     usage = _omit_zero({"total": cpu.get("usage_usec", 0) * 1000})

@@ -128,7 +128,10 @@ class V1Manager(CgroupManager):
             else:
                 self._setattr(op)
         if unified_ops:
-            self.unified.execute_ops(unified_ops)
+            unified = self.unified
+            # An update may ask for hugetlb where create did not: enable it on the way down.
+            unified.enable_controllers(sorted({op.controller for op in unified_ops}))
+            unified.execute_ops(unified_ops)
 
     def _setattr(self, op, key: str | None = None, value=None) -> None:
         key = key or op.key

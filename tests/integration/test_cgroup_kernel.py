@@ -341,6 +341,12 @@ def test_hybrid_hugetlb_limit_lives_in_the_unified_hierarchy(cg):
             assert f.read().strip() == str(4 << 20)
         assert mgr.stats()["hugetlb"]["2MB"] == {"failcnt": 0}
         mgr.destroy()
+        # A cgroup created without hugepage limits gets them on update.
+        later = cg({"pids": {"limit": 10}})
+        later.update({"pids": {"limit": 10}}, {"hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 20}]})
+        with open(os.path.join(ROOT, "unified", later.path.strip("/"), "hugetlb.2MB.max")) as f:
+            assert f.read().strip() == str(2 << 20)
+        later.destroy()
     finally:
         try:
             os.rmdir(os.path.join(ROOT, "unified", "pyruntime-test"))
