@@ -173,7 +173,9 @@ def test_cpu_quota_caps_a_busy_loop_near_20_percent(cg):
     time.sleep(1.5)
     used = int(read(mgr, "cpuacct", "cpuacct.usage")) - start_usage
     share = used / ((time.monotonic() - start) * 1e9)
-    assert 0.10 <= share <= 0.30, share
+    # The cap is the point; the floor only shows the loop ran (other load on the host can
+    # take some of its 20 %).
+    assert 0.05 <= share <= 0.30, share
     assert mgr.stats()["cpu"]["throttling"]["throttledPeriods"] > 0
 
 
@@ -399,3 +401,39 @@ def test_add_process_of_a_missing_pid_is_a_clear_error(cg):
     mgr = cg()
     with pytest.raises(RuntimeUserError, match="cannot move process .*No such process"):
         mgr.add_process(2 ** 22 + 12345)
+
+
+def test_every_v1_setting_reads_back_from_the_kernel(cg):
+    """The formats written through the controller objects are the ones this kernel accepts."""
+    major, minor = os.major(os.stat("/dev/vda").st_rdev), 0
+    mgr = cg({
+        "memory": {"limit": 96 << 20, "reservation": 32 << 20, "swappiness": 10, "disableOOMKiller": True},
+        "cpu": {"shares": 300, "quota": 30000, "period": 50000, "burst": 10000, "idle": 0},
+        "pids": {"limit": 50},
+        "blockIO": {"weight": 250,
+                    "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1 << 20}],
+                    "throttleWriteBpsDevice": [{"major": major, "minor": minor, "rate": 2 << 20}],
+                    "throttleReadIOPSDevice": [{"major": major, "minor": minor, "rate": 100}],
+                    "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 200}]},
+    })
+    assert read(mgr, "memory", "memory.limit_in_bytes") == str(96 << 20)
+    assert read(mgr, "memory", "memory.soft_limit_in_bytes") == str(32 << 20)
+    assert read(mgr, "memory", "memory.swappiness") == "10"
+    assert "oom_kill_disable 1" in read(mgr, "memory", "memory.oom_control")
+    assert read(mgr, "cpu", "cpu.shares") == "300"
+    assert read(mgr, "cpu", "cpu.cfs_period_us") == "50000"
+    assert read(mgr, "cpu", "cpu.cfs_burst_us") == "10000"
+    assert read(mgr, "cpu", "cpu.idle") == "0"
+    mgr.apply({"cpu": {"idle": 1}})  # SCHED_IDLE: the kernel then reports minimal shares
+    assert read(mgr, "cpu", "cpu.idle") == "1"
+    assert read(mgr, "pids", "pids.max") == "50"
+    weight = mgr.read("blkio", "blkio.weight") or mgr.read("blkio", "blkio.bfq.weight")
+    assert weight.split()[-1] == "250"
+    dev = f"{major}:{minor}"
+    assert read(mgr, "blkio", "blkio.throttle.read_bps_device") == f"{dev} {1 << 20}"
+    assert read(mgr, "blkio", "blkio.throttle.write_bps_device") == f"{dev} {2 << 20}"
+    assert read(mgr, "blkio", "blkio.throttle.read_iops_device") == f"{dev} 100"
+    assert read(mgr, "blkio", "blkio.throttle.write_iops_device") == f"{dev} 200"
+    # A rate of 0 removes a throttle again (v1 semantics).
+    mgr.apply({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 0}]}})
+    assert read(mgr, "blkio", "blkio.throttle.read_bps_device") == ""
