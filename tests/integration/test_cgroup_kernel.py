@@ -318,17 +318,17 @@ def test_manager_rebuilt_from_state_reads_the_same_cgroup(cg):
     assert dirs_named(mgr.path) == []
 
 
-def test_destroy_waits_for_a_dying_process(cg):
+def test_destroy_right_after_kill(cg):
+    # The task is still exiting (and not reaped) when destroy() starts: rmdir may see EBUSY
+    # for a moment, which destroy() waits out.
     mgr = cg({"memory": {"limit": 64 << 20}})
-    child = spawn(cg, mgr, "import time\nkeep = b'x' * (20 << 20)\ntime.sleep(60)\n")
+    child = spawn(cg, mgr, "import time\nkeep = b'x' * (20 << 20)\nprint('ready', flush=True)\ntime.sleep(60)\n")
     child.go()
-    time.sleep(0.2)
-    os.kill(child.pid, signal.SIGKILL)  # not reaped yet: rmdir sees EBUSY until it is
-    reaper = subprocess.Popen(["sh", "-c", "sleep 0.2"])
-    child.proc.wait(timeout=10)
-    reaper.wait()
+    assert child.proc.stdout.readline().strip() == "ready"
+    os.kill(child.pid, signal.SIGKILL)
     mgr.destroy()
     assert dirs_named(mgr.path) == []
+    child.proc.wait(timeout=10)
 
 
 @pytest.mark.skipif(MODE != "hybrid", reason="needs the hybrid layout")

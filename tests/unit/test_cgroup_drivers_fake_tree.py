@@ -285,3 +285,30 @@ def test_v2_is_frozen_and_pids_read_plain_files(tmp_path):
     mgr = CgroupManager.from_dict({"mode": "v2", "path": PATH, "root": root})
     assert mgr.is_frozen()
     assert mgr.pids() == [10, 12, 15]
+
+
+def test_destroy_retries_busy_then_gives_a_clear_error(tmp_path, monkeypatch):
+    import errno
+
+    from pyruntime.cgroups import manager
+
+    d = tmp_path / "cg" / "child"
+    d.mkdir(parents=True)
+    real_rmdir = os.rmdir
+    busy = {"left": 3}
+
+    def flaky_rmdir(path):
+        if busy["left"] > 0:
+            busy["left"] -= 1
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        real_rmdir(path)
+
+    monkeypatch.setattr(manager.os, "rmdir", flaky_rmdir)
+    manager.remove_cgroup_dir(str(tmp_path / "cg"))
+    assert not (tmp_path / "cg").exists()
+    manager.remove_cgroup_dir(str(tmp_path / "cg"))  # already gone: fine
+
+    d.mkdir(parents=True)
+    busy["left"] = 10 ** 6
+    with pytest.raises(RuntimeUserError, match=r"cannot remove cgroup .*processes still in it"):
+        manager.remove_cgroup_dir(str(tmp_path / "cg"), timeout=0.1)
