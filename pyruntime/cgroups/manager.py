@@ -103,11 +103,15 @@ def make_dirs(directory: str, made: list[str]) -> None:
 
 
 def rollback(made: list[str]) -> None:
-    """Remove the directories a failed create() made, deepest first; never raise."""
+    """Remove the directories a failed create() made, deepest first; never raise.
+
+    Only those directories, one rmdir each: a parent made here may meanwhile hold another
+    container's cgroup, which must survive (rmdir then fails and the parent stays).
+    """
     for directory in reversed(made):
         try:
-            remove_cgroup_dir(directory, timeout=0.5)
-        except RuntimeUserError:
+            os.rmdir(directory)
+        except OSError:
             pass
 
 

@@ -312,3 +312,15 @@ def test_destroy_retries_busy_then_gives_a_clear_error(tmp_path, monkeypatch):
     busy["left"] = 10 ** 6
     with pytest.raises(RuntimeUserError, match=r"cannot remove cgroup .*processes still in it"):
         manager.remove_cgroup_dir(str(tmp_path / "cg"), timeout=0.1)
+
+
+def test_rollback_spares_a_sibling_made_meanwhile(tmp_path):
+    from pyruntime.cgroups.manager import make_dirs, rollback
+
+    made = []
+    make_dirs(str(tmp_path / "parent" / "mine"), made)
+    assert made == [str(tmp_path / "parent"), str(tmp_path / "parent" / "mine")]
+    (tmp_path / "parent" / "theirs").mkdir()  # another container, same new parent
+    rollback(made)
+    assert not (tmp_path / "parent" / "mine").exists()
+    assert (tmp_path / "parent" / "theirs").is_dir()
