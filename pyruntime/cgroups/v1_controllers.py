@@ -109,6 +109,10 @@ class Hugetlb(cs.Controller):
 
     def set_limit(self, size: str, limit: int) -> None:
         self.set_property(f"hugetlb.{size}.limit_in_bytes".encode(), str(limit))
+        # Reservations have their own limit on kernels since 5.7: keep it equal.
+        reserved = f"hugetlb.{size}.rsvd.limit_in_bytes".encode()
+        if os.path.exists(self.filepath(reserved)):
+            self.set_property(reserved, str(limit))
 
 
 CLASSES = {

@@ -94,12 +94,21 @@ class V2Manager(CgroupManager):
                 self._write_io_weight(op)
             else:
                 self._write(op.field, op.key, op.value)
+                if op.controller == "hugetlb":
+                    self._write_reserved(op)
 
     def _write(self, field: str, name: str, value: str) -> None:
         try:
             write_text(os.path.join(self.dir, name), value)
         except OSError as e:
             raise write_error(field, name, value, e) from None
+
+    def _write_reserved(self, op) -> None:
+        # Kernels since 5.7 also limit reservations (hugetlb.<size>.rsvd.max); keeping both
+        # equal makes the limit hold at mmap() time instead of as a SIGBUS on first touch.
+        name = op.key[: -len(".max")] + ".rsvd.max"
+        if os.path.exists(os.path.join(self.dir, name)):
+            self._write(op.field, name, op.value)
 
     def _check_usage(self, op) -> None:
         current = read_text(os.path.join(self.dir, "memory.current"))

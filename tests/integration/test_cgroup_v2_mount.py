@@ -79,6 +79,7 @@ def test_create_join_and_destroy(v2, unified):
     assert os.path.isdir(mgr.dir)
     assert "hugetlb" in open(os.path.join(unified, "cgroup.subtree_control")).read().split()
     assert open(os.path.join(mgr.dir, "hugetlb.2MB.max")).read().strip() == str(2 << 20)
+    assert open(os.path.join(mgr.dir, "hugetlb.2MB.rsvd.max")).read().strip() == str(2 << 20)
     # The same hierarchy the host mounts at /sys/fs/cgroup/unified.
     assert os.path.isdir("/sys/fs/cgroup/unified" + mgr.path)
     proc = start()
