@@ -118,6 +118,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         state.pid_start_time = process_start_time(state.pid) or 0
         undo.push("stop container init", lambda: _kill_and_wait(state.pid))
         cdir.save(state)
+        sync.send(parent_sock, "init-go")
 
         sync.recv(parent_sock, "hooks")
         hook_state = oci_state(state, CREATING)

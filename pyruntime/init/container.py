@@ -211,6 +211,9 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     config = opts.config
     lx = config.get("linux") or {}
     process = config.get("process") or {}
+    # Stage 1 and we share the socket: wait until the runtime has stage 1's report of our pid,
+    # so that our messages can never overtake it.
+    sync.recv(sock, "init-go")
     os.setsid()
     os.umask(0)
     if "network" in plan.new_types:

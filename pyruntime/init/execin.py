@@ -89,6 +89,7 @@ def stage2(opts: ExecOptions, sock) -> None:
     from pyruntime.init import process as proc
 
     try:
+        sync.recv(sock, "exec-go")  # see container.prepare_and_wait: never overtake stage 1
         process = opts.process
         os.setsid()
         if process.get("terminal"):
