@@ -1,18 +1,23 @@
-"""config.json loading (replaced by the validating loader)."""
+"""config.json and the other OCI documents: loading, schema and semantic validation, defaults.
 
-import json
-import os
+    load_config(bundle)            read and validate <bundle>/config.json
+    validate_config(config, bundle=None)
+    validate_document(doc, kind)   kind "state" or "features"
+    default_spec(rootless=False)   what the `spec` command writes
 
-from pyruntime.errors import RuntimeUserError
+Importing this package stays cheap: jsonschema and fastjsonschema are only imported when a
+document turns out invalid or the compiled validator has to be (re)built.
+"""
+
+from __future__ import annotations
+
+from pyruntime.spec.validate import load_config, validate_config, validate_document
 
 
-def load_config(bundle: str) -> dict:
-    if not os.path.isdir(bundle):
-        raise RuntimeUserError(f"bundle {bundle!r} is not a directory")
-    try:
-        with open(os.path.join(bundle, "config.json")) as f:
-            return json.load(f)
-    except OSError as e:
-        raise RuntimeUserError(f"cannot read {bundle}/config.json: {e.strerror}") from None
-    except ValueError as e:
-        raise RuntimeUserError(f"{bundle}/config.json is not valid JSON: {e}") from None
+def default_spec(rootless: bool = False, *, cgroup_ns: bool | None = None) -> dict:
+    """The default config.json as a dict; see pyruntime.spec.defaults."""
+    from pyruntime.spec.defaults import default_spec as build
+
+    return build(rootless, cgroup_ns=cgroup_ns)
+
+__all__ = ["default_spec", "load_config", "validate_config", "validate_document"]

@@ -1,0 +1,190 @@
+"""Checks on config.json that a JSON Schema cannot express.
+
+Each check is a small function over an already schema-valid config that yields
+(json_path, message) problems; `semantic_problems` runs them all. Only the bundle and hook checks
+look at the filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from pyruntime.spec import jsonpath
+
+Problem = tuple[str, str]
+
+# Hooks whose path resolves in the runtime's mount namespace, so it can be checked from here.
+# startContainer hooks resolve inside the container and are checked when they run.
+_HOST_HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
+
+# Sysctls that only make sense in a namespace of the container's own (runc's rules).
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+_ERRNO_ACTIONS = {"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"}
+
+SUPPORTED_MAJOR = 1
+
+
+def _new_namespaces(config: dict) -> dict[str, int]:
+    """Namespace type -> index in linux.namespaces, for namespaces the container creates."""
+    found = {}
+    for index, ns in enumerate(config.get("linux", {}).get("namespaces", [])):
+        if "path" not in ns:
+            found.setdefault(ns["type"], index)
+    return found
+
+
+def _listed_namespaces(config: dict) -> set[str]:
+    return {ns["type"] for ns in config.get("linux", {}).get("namespaces", [])}
+
+
+def check_oci_version(config: dict) -> Iterator[Problem]:
+    major = int(config["ociVersion"].split(".", 1)[0])
+    if major != SUPPORTED_MAJOR:
+        yield ("ociVersion", f"unsupported version {config['ociVersion']!r}: this runtime implements 1.x")
+
+
+def check_root(config: dict, bundle: str | None) -> Iterator[Problem]:
+    if bundle is None:
+        return
+    path = config["root"]["path"]
+    full = path if os.path.isabs(path) else os.path.join(bundle, path)
+    if not os.path.exists(full):
+        yield ("root.path", f"{full} does not exist")
+    elif not os.path.isdir(full):
+        yield ("root.path", f"{full} is not a directory")
+
+
+def check_process(config: dict) -> Iterator[Problem]:
+    process = config.get("process")
+    if process is None:
+        return
+    if "args" not in process:
+        yield ("process.args", "is required: at least one entry names the program to run")
+    seen: dict[str, int] = {}
+    for index, rlimit in enumerate(process.get("rlimits", [])):
+        kind = rlimit["type"]
+        if kind in seen:
+            yield (f"process.rlimits[{index}].type", f"{kind} is listed twice (first at process.rlimits[{seen[kind]}])")
+        seen.setdefault(kind, index)
+        if rlimit["soft"] > rlimit["hard"]:
+            yield (f"process.rlimits[{index}].soft",
+                   f"soft limit {rlimit['soft']} is above the hard limit {rlimit['hard']}")
+    for index, entry in enumerate(process.get("env", [])):
+        if "=" not in entry or entry.startswith("="):
+            yield (f"process.env[{index}]", f"expected KEY=value, got {entry!r}")
+
+
+def check_namespaces(config: dict) -> Iterator[Problem]:
+    first: dict[str, int] = {}
+    for index, ns in enumerate(config.get("linux", {}).get("namespaces", [])):
+        kind = ns["type"]
+        if kind in first:
+            yield (f"linux.namespaces[{index}].type",
+                   f"namespace type {kind!r} is listed twice (first at linux.namespaces[{first[kind]}])")
+        first.setdefault(kind, index)
+
+
+def check_id_mappings(config: dict) -> Iterator[Problem]:
+    linux = config.get("linux", {})
+    listed = _listed_namespaces(config)
+    has_uid, has_gid = bool(linux.get("uidMappings")), bool(linux.get("gidMappings"))
+    if "user" in _new_namespaces(config):
+        if not has_uid:
+            yield ("linux.uidMappings", "a new user namespace needs uidMappings")
+        if not has_gid:
+            yield ("linux.gidMappings", "a new user namespace needs gidMappings")
+    elif "user" not in listed:
+        for key, present in (("uidMappings", has_uid), ("gidMappings", has_gid)):
+            if present:
+                yield (f"linux.{key}", "id mappings are set but linux.namespaces has no user namespace")
+
+
+def check_uts(config: dict) -> Iterator[Problem]:
+    # Setting the name in the runtime's own uts namespace would rename the host.
+    if "uts" in _listed_namespaces(config):
+        return
+    for key in ("hostname", "domainname"):
+        if config.get(key):
+            yield (key, "can only be set when linux.namespaces has a uts namespace")
+
+
+def check_time_offsets(config: dict) -> Iterator[Problem]:
+    if config.get("linux", {}).get("timeOffsets") and "time" not in _new_namespaces(config):
+        yield ("linux.timeOffsets", "can only be set with a new time namespace in linux.namespaces")
+
+
+def check_sysctl(config: dict) -> Iterator[Problem]:
+    listed = _listed_namespaces(config)
+    for key in config.get("linux", {}).get("sysctl", {}):
+        path = jsonpath.child("linux.sysctl", key)
+        if key.startswith("net.") and "network" not in listed:
+            yield (path, "network sysctls need a network namespace in linux.namespaces")
+        elif (key in _IPC_SYSCTLS or key.startswith("fs.mqueue.")) and "ipc" not in listed:
+            yield (path, "ipc sysctls need an ipc namespace in linux.namespaces")
+
+
+def check_cgroups_path(config: dict) -> Iterator[Problem]:
+    path = config.get("linux", {}).get("cgroupsPath")
+    if path and ".." in path.split("/"):
+        yield ("linux.cgroupsPath", f"must not contain '..' components, got {path!r}")
+
+
+def check_mounts(config: dict) -> Iterator[Problem]:
+    has_userns = "user" in _listed_namespaces(config)
+    for index, mount in enumerate(config.get("mounts", [])):
+        options = mount.get("options", [])
+        if ("idmap" in options or "ridmap" in options) and not mount.get("uidMappings") and not has_userns:
+            yield (f"mounts[{index}].options",
+                   "idmap needs uidMappings/gidMappings on the mount or a user namespace")
+
+
+def check_hooks(config: dict) -> Iterator[Problem]:
+    hooks = config.get("hooks", {})
+    for kind in _HOST_HOOK_KINDS:
+        for index, hook in enumerate(hooks.get(kind, [])):
+            path = hook["path"]
+            where = f"hooks.{kind}[{index}].path"
+            if not os.path.isfile(path):
+                yield (where, f"{path} does not exist or is not a file")
+            elif not os.access(path, os.X_OK):
+                yield (where, f"{path} is not executable")
+
+
+def check_seccomp(config: dict) -> Iterator[Problem]:
+    seccomp = config.get("linux", {}).get("seccomp")
+    if not seccomp:
+        return
+    if "defaultErrnoRet" in seccomp and seccomp["defaultAction"] not in _ERRNO_ACTIONS:
+        yield ("linux.seccomp.defaultErrnoRet", f"is not allowed with defaultAction {seccomp['defaultAction']}")
+    for index, rule in enumerate(seccomp.get("syscalls", [])):
+        if "errnoRet" in rule and rule["action"] not in _ERRNO_ACTIONS:
+            yield (f"linux.seccomp.syscalls[{index}].errnoRet", f"is not allowed with action {rule['action']}")
+
+
+def check_cpu(config: dict) -> Iterator[Problem]:
+    cpu = config.get("linux", {}).get("resources", {}).get("cpu", {})
+    quota, burst = cpu.get("quota"), cpu.get("burst")
+    if quota is not None and burst is not None and quota > 0 and burst > quota:
+        yield ("linux.resources.cpu.burst", f"must not exceed quota {quota}, got {burst}")
+
+
+def semantic_problems(config: dict, bundle: str | None = None) -> list[Problem]:
+    """Every semantic problem of a schema-valid config, in document order of the checks."""
+    problems: list[Problem] = []
+    problems += check_oci_version(config)
+    problems += check_root(config, bundle)
+    problems += check_process(config)
+    problems += check_mounts(config)
+    problems += check_hooks(config)
+    problems += check_uts(config)
+    problems += check_namespaces(config)
+    problems += check_id_mappings(config)
+    problems += check_time_offsets(config)
+    problems += check_cgroups_path(config)
+    problems += check_sysctl(config)
+    problems += check_cpu(config)
+    problems += check_seccomp(config)
+    return problems

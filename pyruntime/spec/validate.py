@@ -1,0 +1,84 @@
+"""Loading and validating OCI documents: the entry points the runtime calls.
+
+The path for a valid config stays cheap: json, the cached fast validator (see fastcheck) and the
+plain-Python semantic checks. jsonschema is imported only to explain a document the fast check
+rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pyruntime.errors import ConfigError, RuntimeUserError
+from pyruntime.spec import fastcheck, schemas
+from pyruntime.spec.semantics import semantic_problems
+
+_SOURCES = {"config": "config.json", "state": "state.json", "features": "features.json"}
+
+
+def schema_check(document: object, kind: str, schema_dir: str | None = None,
+                 cache_dir: str | None = None) -> list[tuple[str, str]]:
+    """Schema problems of a document (empty when valid), fast path first."""
+    fast = fastcheck.fast_validator(kind, schema_dir, cache_dir)
+    if fast is not None and fast(document):
+        return []
+    from pyruntime.spec.messages import schema_problems, shown
+
+    problems = schema_problems(document, schemas.bundle(kind, schema_dir))
+    if fast is not None and not problems:
+        # The two validators disagree; trust neither silently.
+        problems = [("", f"rejected by the compiled schema check: {shown(document)}")]
+    return problems
+
+
+def validate_config(config: dict, bundle: str | None = None) -> None:
+    """Raise ConfigError listing every problem of a config; return None when it is valid.
+
+    With `bundle`, checks that need the bundle's filesystem (root.path exists) run too.
+    """
+    problems = schema_check(config, "config")
+    if problems:
+        raise ConfigError(problems, source="config.json")
+    problems = semantic_problems(config, bundle)
+    if problems:
+        raise ConfigError(problems, source="config.json")
+
+
+def validate_document(doc: dict, kind: str) -> None:
+    """Validate a `state` or `features` document against its schema (raises ConfigError)."""
+    if kind not in ("state", "features"):
+        raise ValueError(f"unknown document kind {kind!r}")
+    problems = schema_check(doc, kind)
+    if problems:
+        raise ConfigError(problems, source=_SOURCES[kind])
+
+
+def read_config(bundle: str) -> dict:
+    """Parse `<bundle>/config.json`; every way this can fail becomes a RuntimeUserError."""
+    if not os.path.isdir(bundle):
+        what = "is not a directory" if os.path.exists(bundle) else "does not exist"
+        raise RuntimeUserError(f"bundle {bundle} {what}")
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise RuntimeUserError(f"bundle {bundle} has no config.json") from None
+    except OSError as e:
+        raise RuntimeUserError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise RuntimeUserError(
+            f"invalid config.json: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise RuntimeUserError(f"invalid config.json: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def load_config(bundle: str) -> dict:
+    """Read and validate `<bundle>/config.json`; the config dict, or RuntimeUserError/ConfigError."""
+    config = read_config(bundle)
+    validate_config(config, bundle)
+    return config

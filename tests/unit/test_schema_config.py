@@ -1,0 +1,314 @@
+"""config.json schema: a table of broken configs, each naming the exact field and problem."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+
+import pytest
+
+from pyruntime.errors import ConfigError
+from pyruntime.spec import default_spec, fastcheck, validate_config
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+DELETE = object()
+EXECUTABLE = "/usr/bin/env"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def isolated_cache(tmp_path_factory):
+    """Compiled validators go to a temporary cache, not the host's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYRUNTIME_CACHE_DIR", str(tmp_path_factory.mktemp("validator-cache")))
+        fastcheck.forget()
+        yield
+        fastcheck.forget()
+
+
+def base_config() -> dict:
+    """The default spec plus one of every structured section, all valid."""
+    config = default_spec(cgroup_ns=False)
+    config["hooks"] = {
+        "prestart": [{"path": EXECUTABLE, "args": ["env"]}],
+        "createRuntime": [{"path": EXECUTABLE}],
+        "poststop": [{"path": EXECUTABLE, "timeout": 5}],
+    }
+    config["annotations"] = {"com.example.key": "value"}
+    linux = config["linux"]
+    linux["resources"].update({
+        "memory": {"limit": 536870912, "swap": -1, "swappiness": 10},
+        "cpu": {"shares": 1024, "quota": 100000, "period": 100000, "cpus": "0-1"},
+        "pids": {"limit": 100},
+        "blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 200}]},
+    })
+    linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}],
+    }
+    linux["cgroupsPath"] = "/pyruntime/test"
+    return config
+
+
+def podman_config() -> dict:
+    with open(os.path.join(FIXTURES, "podman-config.json")) as f:
+        return json.load(f)
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _steps(path: str) -> list[str | int]:
+    return [int(index) if index else key for key, index in _STEP.findall(path)]
+
+
+def mutate(config: dict, path: str, value) -> dict:
+    """A copy of `config` with the field at a dotted/[index] path set, appended or deleted."""
+    config = copy.deepcopy(config)
+    steps = _steps(path)
+    node = config
+    for step in steps[:-1]:
+        if isinstance(step, str) and step not in node:
+            node[step] = {}
+        node = node[step]
+    last = steps[-1]
+    if value is DELETE:
+        del node[last]
+    elif isinstance(last, int) and last == len(node):
+        node.append(value)
+    else:
+        node[last] = value
+    return config
+
+
+def problems_of(config) -> list[tuple[str, str]]:
+    try:
+        validate_config(config)
+    except ConfigError as e:
+        return e.problems
+    return []
+
+
+def test_base_and_fixture_configs_are_valid():
+    validate_config(base_config())
+    validate_config(podman_config())
+
+
+# (field to change, new value, path of the reported problem, part of its message)
+BROKEN = [
+    # top level
+    ("ociVersion", DELETE, "ociVersion", "is required"),
+    ("ociVersion", 1, "ociVersion", "expected a SemVer"),
+    ("ociVersion", "1.2", "ociVersion", "expected a SemVer"),
+    ("ociVersion", "1.2.0\n", "ociVersion", "expected a SemVer"),
+    ("root", DELETE, "root", "is required"),
+    ("root", "rootfs", "root", "expected an object"),
+    ("root.path", DELETE, "root.path", "is required"),
+    ("root.path", "", "root.path", "expected a non-empty path"),
+    ("root.readonly", "yes", "root.readonly", "expected a boolean"),
+    ("hostname", 42, "hostname", "expected a string, got 42"),
+    ("domainname", ["a"], "domainname", "expected a string"),
+    ("annotations", {"a": 1}, "annotations.a", "expected a string, got 1"),
+    ("annotations", {"": "x"}, 'annotations[""]', "non-empty annotation key"),
+    ("annotations", ["a=b"], "annotations", "expected an object"),
+    # process
+    ("process", "sh", "process", "expected an object"),
+    ("process.cwd", DELETE, "process.cwd", "is required"),
+    ("process.cwd", "tmp", "process.cwd", "expected an absolute path, got \"tmp\""),
+    ("process.args", [], "process.args", "expected at least 1 entry"),
+    ("process.args", "sh", "process.args", "expected an array"),
+    ("process.args", ["sh", 1], "process.args[1]", "expected a string"),
+    ("process.env", "PATH=/bin", "process.env", "expected an array"),
+    ("process.terminal", "true", "process.terminal", "expected a boolean"),
+    ("process.user.uid", "root", "process.user.uid", 'expected an integer >= 0, got "root"'),
+    ("process.user.uid", -1, "process.user.uid", "expected an integer between 0 and 4294967295, got -1"),
+    ("process.user.gid", 4294967296, "process.user.gid", "between 0 and 4294967295"),
+    ("process.user.uid", 1.5, "process.user.uid", "expected an integer"),
+    ("process.user.uid", True, "process.user.uid", "expected an integer"),
+    ("process.user.uid", DELETE, "process.user.uid", "is required"),
+    ("process.user.additionalGids", [0, "wheel"], "process.user.additionalGids[1]", "expected an integer"),
+    ("process.user.umask", 1000, "process.user.umask", "between 0 and 511"),
+    ("process.consoleSize", {"height": 25}, "process.consoleSize.width", "is required"),
+    ("process.rlimits[0].type", "RLIMIT_BOGUS", "process.rlimits[0].type", "expected one of \"RLIMIT_AS\""),
+    ("process.rlimits[0].soft", -1, "process.rlimits[0].soft", "between 0 and 18446744073709551615"),
+    ("process.rlimits[0].hard", DELETE, "process.rlimits[0].hard", "is required"),
+    ("process.capabilities.bounding", ["KILL"], "process.capabilities.bounding[0]", "capability name"),
+    ("process.capabilities", ["CAP_KILL"], "process.capabilities", "expected an object"),
+    ("process.capabilities.effective", ["CAP_KILL\n"], "process.capabilities.effective[0]", "capability name"),
+    ("process.noNewPrivileges", 1, "process.noNewPrivileges", "expected a boolean"),
+    ("process.oomScoreAdj", 1001, "process.oomScoreAdj", "between -1000 and 1000"),
+    ("process.scheduler", {"policy": "SCHED_FAST"}, "process.scheduler.policy", "expected one of"),
+    ("process.scheduler", {"nice": 1}, "process.scheduler.policy", "is required"),
+    ("process.ioPriority", {"class": "IOPRIO_CLASS_BE", "priority": 8}, "process.ioPriority.priority",
+     "between 0 and 7"),
+    ("process.ioPriority", {"class": "IOPRIO_CLASS_X", "priority": 1}, "process.ioPriority.class", "one of"),
+    ("process.execCPUAffinity", {"final": "0-3,a"}, "process.execCPUAffinity.final", "CPU/node list"),
+    # mounts
+    ("mounts", "proc", "mounts", "expected an array"),
+    ("mounts[0].destination", DELETE, "mounts[0].destination", "is required"),
+    ("mounts[1].destination", "", "mounts[1].destination", "non-empty"),
+    ("mounts[2].options", "nosuid", "mounts[2].options", "expected an array of strings"),
+    ("mounts[3].type", 5, "mounts[3].type", "expected a string"),
+    ("mounts[4].source", None, "mounts[4].source", "expected a string, got null"),
+    ("mounts[0].uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}], "mounts[0].gidMappings",
+     "is required when uidMappings is set"),
+    # hooks
+    ("hooks.prestart[0].path", "hook.sh", "hooks.prestart[0].path", "expected an absolute path"),
+    ("hooks.poststop[0].timeout", 0, "hooks.poststop[0].timeout", "between 1 and"),
+    ("hooks.createRuntime", [{"args": ["x"]}], "hooks.createRuntime[0].path", "is required"),
+    ("hooks.poststart", "/bin/true", "hooks.poststart", "expected an array"),
+    ("hooks.startContainer", [{"path": 7}], "hooks.startContainer[0].path", "expected an absolute path"),
+    ("hooks", "x", "hooks", "expected an object"),
+    # namespaces and id mappings
+    ("linux.namespaces[0].type", "pidns", "linux.namespaces[0].type", "expected one of \"pid\""),
+    ("linux.namespaces[1]", {"path": "/proc/1/ns/net"}, "linux.namespaces[1].type", "is required"),
+    ("linux.namespaces[1].path", "proc/1/ns/net", "linux.namespaces[1].path", "absolute path"),
+    ("linux.namespaces", {"pid": {}}, "linux.namespaces", "expected an array"),
+    ("linux.uidMappings", [{"containerID": 0, "hostID": -5, "size": 1}], "linux.uidMappings[0].hostID",
+     "between 0 and 4294967295"),
+    ("linux.gidMappings", [{"containerID": 0, "hostID": 0}], "linux.gidMappings[0].size", "is required"),
+    # devices
+    ("linux.devices", [{"type": "x", "path": "/dev/x", "major": 1, "minor": 1}], "linux.devices[0].type",
+     "expected one of \"c\""),
+    ("linux.devices", [{"type": "c", "path": "dev/fuse", "major": 10, "minor": 229}], "linux.devices[0].path",
+     "absolute path"),
+    ("linux.devices", [{"type": "c", "path": "/dev/fuse"}], "linux.devices[0].major", "is required"),
+    ("linux.devices", [{"type": "c", "path": "/dev/fuse", "major": 10, "minor": 229, "fileMode": -1}],
+     "linux.devices[0].fileMode", "between 0 and 4294967295"),
+    ("linux.devices", [{"type": "c", "path": "/dev/fuse", "major": 10, "minor": 229, "uid": "root"}],
+     "linux.devices[0].uid", "expected an integer >= 0"),
+    # cgroups
+    ("linux.cgroupsPath", 7, "linux.cgroupsPath", "expected a string"),
+    ("linux.resources.memory.limit", "1g", "linux.resources.memory.limit", "expected an integer"),
+    ("linux.resources.memory.limit", 2**63, "linux.resources.memory.limit",
+     "between -9223372036854775808 and 9223372036854775807"),
+    ("linux.resources.memory.swappiness", 101, "linux.resources.memory.swappiness", "between 0 and 100"),
+    ("linux.resources.memory.disableOOMKiller", "no", "linux.resources.memory.disableOOMKiller", "boolean"),
+    ("linux.resources.cpu.shares", -2, "linux.resources.cpu.shares", "between 0 and"),
+    ("linux.resources.cpu.cpus", "0-3;7", "linux.resources.cpu.cpus", "CPU/node list"),
+    ("linux.resources.cpu.quota", 1.5, "linux.resources.cpu.quota", "expected an integer"),
+    ("linux.resources.pids", {}, "linux.resources.pids.limit", "is required"),
+    ("linux.resources.pids.limit", "max", "linux.resources.pids.limit", "expected an integer"),
+    ("linux.resources.blockIO.weight", 70000, "linux.resources.blockIO.weight", "between 0 and 65535"),
+    ("linux.resources.blockIO.weightDevice", [{"major": 8, "minor": 0}], "linux.resources.blockIO.weightDevice[0]",
+     "at least one of weight or leafWeight"),
+    ("linux.resources.blockIO.throttleReadBpsDevice", [{"major": 8, "minor": 0}],
+     "linux.resources.blockIO.throttleReadBpsDevice[0].rate", "is required"),
+    ("linux.resources.hugepageLimits", [{"pageSize": "2M", "limit": 1}],
+     "linux.resources.hugepageLimits[0].pageSize", "page size"),
+    ("linux.resources.hugepageLimits", [{"pageSize": "2MB"}], "linux.resources.hugepageLimits[0].limit",
+     "is required"),
+    ("linux.resources.network.classID", -1, "linux.resources.network.classID", "between 0 and 4294967295"),
+    ("linux.resources.network.priorities", [{"name": "eth0"}], "linux.resources.network.priorities[0].priority",
+     "is required"),
+    ("linux.resources.rdma", {"mlx5_1": {}}, "linux.resources.rdma.mlx5_1", "at least one of hcaHandles or hcaObjects"),
+    ("linux.resources.rdma", {"mlx5_1": {"hcaHandles": -1}}, "linux.resources.rdma.mlx5_1.hcaHandles",
+     "between 0 and 4294967295"),
+    ("linux.resources.unified", {"memory.max": 100}, 'linux.resources.unified["memory.max"]', "expected a string"),
+    ("linux.resources.devices", [{"access": "rwm"}], "linux.resources.devices[0].allow", "is required"),
+    ("linux.resources.devices", [{"allow": True, "access": "rwx"}], "linux.resources.devices[0].access",
+     "combination of r, w and m"),
+    ("linux.resources.devices", [{"allow": True, "type": "z"}], "linux.resources.devices[0].type", "one of"),
+    # sysctl
+    ("linux.sysctl", {"net.ipv4.ip_forward": 1}, 'linux.sysctl["net.ipv4.ip_forward"]', "expected a string"),
+    # seccomp
+    ("linux.seccomp", {}, "linux.seccomp.defaultAction", "is required"),
+    ("linux.seccomp.defaultAction", "SCMP_ACT_DENY", "linux.seccomp.defaultAction", "expected one of"),
+    ("linux.seccomp.architectures", ["x86_64"], "linux.seccomp.architectures[0]", "SCMP_ARCH_X86"),
+    ("linux.seccomp.flags", ["SECCOMP_FILTER_FLAG_BOGUS"], "linux.seccomp.flags[0]", "SECCOMP_FILTER_FLAG_TSYNC"),
+    ("linux.seccomp.syscalls[0].names", [], "linux.seccomp.syscalls[0].names", "expected at least 1 entry"),
+    ("linux.seccomp.syscalls[0].action", DELETE, "linux.seccomp.syscalls[0].action", "is required"),
+    ("linux.seccomp.syscalls[0].action", "ALLOW", "linux.seccomp.syscalls[0].action", "SCMP_ACT_ALLOW"),
+    ("linux.seccomp.syscalls[0].args[0].index", 6, "linux.seccomp.syscalls[0].args[0].index", "between 0 and 5"),
+    ("linux.seccomp.syscalls[0].args[0].op", "SCMP_CMP_IN", "linux.seccomp.syscalls[0].args[0].op", "one of"),
+    ("linux.seccomp.syscalls[0].args[0].value", -1, "linux.seccomp.syscalls[0].args[0].value", "between 0 and"),
+    ("linux.seccomp.listenerMetadata", "x", "linux.seccomp.listenerPath", "is required when listenerMetadata is set"),
+    ("linux.seccomp.errnoRet", None, None, None),  # unknown property: allowed
+    # the rest of the linux object
+    ("linux.rootfsPropagation", "recursive", "linux.rootfsPropagation", "expected one of"),
+    ("linux.maskedPaths", ["proc/kcore"], "linux.maskedPaths[0]", "expected an absolute path"),
+    ("linux.readonlyPaths", "/proc/sys", "linux.readonlyPaths", "expected an array"),
+    ("linux.mountLabel", 1, "linux.mountLabel", "expected a string"),
+    ("linux.personality", {"domain": "LINUX64"}, "linux.personality.domain", "expected one of"),
+    ("linux.personality", {}, "linux.personality.domain", "is required"),
+    ("linux.intelRdt", {"memBwSchema": "L3:0=7f"}, "linux.intelRdt.memBwSchema", 'starting with "MB:"'),
+    ("linux.intelRdt", {"enableCMT": "yes"}, "linux.intelRdt.enableCMT", "boolean"),
+    ("linux.timeOffsets", {"realtime": {"secs": 1}}, "linux.timeOffsets.realtime", "is not allowed"),
+    ("linux.timeOffsets", {"monotonic": {"nanosecs": -1}}, "linux.timeOffsets.monotonic.nanosecs",
+     "between 0 and 4294967295"),
+    ("linux", [], "linux", "expected an object"),
+]
+
+
+@pytest.mark.parametrize("field,value,path,fragment", BROKEN, ids=[f"{c[0]}={c[1]!r}"[:60] for c in BROKEN])
+def test_broken_config_names_field(field, value, path, fragment):
+    problems = problems_of(mutate(base_config(), field, value))
+    if path is None:
+        assert problems == []
+        return
+    assert problems, "config should have been rejected"
+    first_path, first_message = problems[0]
+    assert first_path == path, problems
+    assert fragment in first_message, problems
+
+
+def test_table_is_large_enough():
+    assert sum(1 for case in BROKEN if case[2] is not None) >= 60
+
+
+def test_several_errors_are_reported_together():
+    config = base_config()
+    config["process"]["user"]["uid"] = "root"
+    config["mounts"][2]["destination"] = 5
+    del config["process"]["cwd"]
+    config["linux"]["namespaces"].append({"type": "bogus"})
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config)
+    paths = [path for path, _ in caught.value.problems]
+    assert sorted(paths) == sorted([
+        "process.user.uid", "mounts[2].destination", "process.cwd", "linux.namespaces[5].type",
+    ])
+    text = str(caught.value)
+    assert text.startswith("invalid config.json (4 problems):")
+    assert 'process.user.uid: expected an integer >= 0, got "root"' in text
+
+
+def test_one_problem_reads_as_one_line():
+    with pytest.raises(ConfigError) as caught:
+        validate_config(mutate(base_config(), "process.cwd", "tmp"))
+    assert str(caught.value) == 'invalid config.json: process.cwd: expected an absolute path, got "tmp"'
+
+
+def test_document_that_is_not_an_object():
+    assert problems_of([]) == [("", "expected an object, got []")]
+
+
+def test_unknown_properties_are_ignored_everywhere():
+    config = base_config()
+    config["x-vendor"] = {"anything": [1, 2]}
+    config["process"]["x-extra"] = 1
+    config["mounts"][0]["x-extra"] = True
+    config["linux"]["x-extra"] = "x"
+    config["linux"]["resources"]["memory"]["x-extra"] = None
+    config["hooks"]["x-extra"] = []
+    config["hooks"]["prestart"][0]["x-extra"] = {}
+    validate_config(config)
+
+
+def test_relative_mount_destination_is_accepted_on_linux():
+    # v1.2: deprecated, but MAY be relative and is then taken relative to "/".
+    validate_config(mutate(base_config(), "mounts[0].destination", "proc"))
+
+
+def test_values_at_the_type_limits_are_accepted():
+    config = base_config()
+    config["process"]["user"]["uid"] = 4294967295
+    config["process"]["rlimits"][0]["hard"] = config["process"]["rlimits"][0]["soft"] = 18446744073709551615
+    config["linux"]["resources"]["memory"]["limit"] = -9223372036854775808
+    config["linux"]["resources"]["cpu"]["quota"] = -1
+    config["linux"]["resources"]["hugepageLimits"] = [{"pageSize": "1GB", "limit": 18446744073709551615}]
+    validate_config(config)
