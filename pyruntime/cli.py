@@ -301,6 +301,16 @@ def spec(bundle, rootless):
 
 
 @main_group.command()
+@bundle_option
+def validate(bundle):
+    """Check a bundle's config.json without running anything."""
+    from pyruntime import spec as specs
+
+    specs.load_config(os.path.abspath(bundle))
+    click.echo(f"{os.path.join(bundle, 'config.json')}: valid")
+
+
+@main_group.command()
 def features():
     """Print what this runtime supports (OCI features JSON)."""
     from pyruntime.features import features_document

@@ -59,3 +59,29 @@ def test_version_and_usage(rt):
     assert proc.returncode == 2 and "No such command" in proc.stderr
     proc = rt("kill")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_state_and_features_validate_against_their_schemas(rt):
+    from pyruntime import spec
+
+    cid = rt.new_id()
+    rt("create", "--bundle", str(rt.bundle(["true"], annotations={"a": "b"})), cid, check=True)
+    spec.validate_document(rt.state(cid), "state")
+    rt("start", cid, check=True)
+    spec.validate_document(rt.state(cid), "state")
+    spec.validate_document(json.loads(rt("features", check=True).stdout), "features")
+    rt("delete", "-f", cid, check=True)
+
+
+def test_spec_command(rt, tmp_path):
+    rt("spec", "--bundle", str(tmp_path), check=True)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["process"]["args"] == ["sh"] and config["root"]["path"] == "rootfs"
+    proc = rt("spec", "--bundle", str(tmp_path))
+    assert proc.returncode != 0 and "exists" in proc.stderr
+    rootless = tmp_path / "rootless"
+    rootless.mkdir()
+    rt("spec", "--rootless", "--bundle", str(rootless), check=True)
+    config = json.loads((rootless / "config.json").read_text())
+    assert {"type": "user"} in config["linux"]["namespaces"]
+    assert config["linux"]["uidMappings"]

@@ -155,3 +155,22 @@ def test_delete_force_after_crashed_create(rt):
     assert rt.state(cid)["status"] == "creating"
     rt("delete", "--force", cid, check=True)
     assert not d.exists()
+
+
+def test_invalid_config_names_the_field_and_starts_nothing(rt):
+    config = container_config(["true"])
+    config["process"]["user"]["uid"] = "root"
+    config["mounts"][0]["destination"] = 42
+    cid = rt.new_id()
+    proc = rt("create", "--bundle", str(rt.bundle_from(config)), cid)
+    assert_clean_error(proc, "process.user.uid", "mounts[0].destination")
+    assert_nothing_left(rt, cid)
+
+
+def test_validate_command(rt, tmp_path):
+    good = rt.bundle(["true"])
+    assert rt("validate", "--bundle", str(good), check=True).stdout.strip().endswith("valid")
+    config = container_config(["true"])
+    config["linux"]["namespaces"].append({"type": "pid"})
+    proc = rt("validate", "--bundle", str(rt.bundle_from(config)))
+    assert_clean_error(proc, "linux.namespaces")
