@@ -7,7 +7,8 @@ function over the config dict.
                   /etc/hosts and /etc/resolv.conf are bound read-only
   none            own network namespace with loopback only; no hook
   container:<id>  joins the namespace named /run/netns/<id>, which the network hook made for
-                  that (bridge) container; no hook
+                  that (bridge) container, and binds that container's /etc/hosts and
+                  /etc/resolv.conf (read-only); no hook
 Applying it again replaces whatever an earlier application added.
 """
 
@@ -19,6 +20,7 @@ import os
 from pyruntime.errors import RuntimeUserError
 from pyruntime.network import modes
 from pyruntime.netns import NETNS_DIR
+from pyruntime.network.files import FILES_DIR
 
 HOOK_MARKER = "PYRUNTIME_NETWORK_HOOK=1"
 HOOK_TIMEOUT = 60
@@ -56,11 +58,12 @@ def apply_network(config: dict, mode: str, publish=(), hook_path: str | None = N
     annotations[modes.NETWORK_ANNOTATION] = str(network)
     if network.kind == "host":
         _set_netns(config, None, present=False)
-        _bind_host_files(config)
+        _bind_files(config, "/etc")
     elif network.kind == "none":
         _set_netns(config, None, present=True)
     elif network.kind == "container":
         _set_netns(config, os.path.join(NETNS_DIR, network.target), present=True)
+        _bind_files(config, os.path.join(FILES_DIR, network.target))
     else:
         _set_netns(config, None, present=True)
         if mappings:
@@ -90,9 +93,13 @@ def _forget_previous(config: dict) -> None:
             del hooks[phase]
     if "hooks" in config and not config["hooks"]:
         del config["hooks"]
-    config["mounts"] = [m for m in config.get("mounts") or []
-                        if not (m.get("destination") in HOST_FILES and m.get("source") in HOST_FILES
-                                and m.get("type") == "bind")]
+    config["mounts"] = [m for m in config.get("mounts") or [] if not _is_ours(m)]
+
+
+def _is_ours(mount: dict) -> bool:
+    source = mount.get("source") or ""
+    return (mount.get("type") == "bind" and mount.get("destination") in HOST_FILES
+            and (source in HOST_FILES or source.startswith(FILES_DIR + "/")))
 
 
 def _set_netns(config: dict, path: str | None, present: bool) -> None:
@@ -102,8 +109,11 @@ def _set_netns(config: dict, path: str | None, present: bool) -> None:
         namespaces.append({"type": "network", "path": path} if path else {"type": "network"})
 
 
-def _bind_host_files(config: dict) -> None:
+def _bind_files(config: dict, directory: str) -> None:
+    """/etc/hosts and /etc/resolv.conf from `directory` (the host's /etc, or the files the
+    network hook wrote for another container), read-only."""
     mounts = config.setdefault("mounts", [])
     for path in HOST_FILES:
-        mounts.append({"destination": path, "type": "bind", "source": path,
+        mounts.append({"destination": path, "type": "bind",
+                       "source": os.path.join(directory, os.path.basename(path)),
                        "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]})

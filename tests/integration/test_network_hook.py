@@ -236,11 +236,12 @@ def test_container_mode_shares_the_first_ones_address(lab):
     first = lab.run_detached(["httpd", "-f", "-p", "80", "-h", "/var/www"])
     ip = lab.container_ip(first)
     second = lab.new_id()
-    bundle = lab.bundle(["sh", "-c", "ip -4 -o addr show eth0; wget -q -O - http://127.0.0.1/"],
-                        mode=f"container:{first}")
+    bundle = lab.bundle(["sh", "-c", "ip -4 -o addr show eth0; wget -q -O - http://127.0.0.1/; "
+                         "cat /etc/hosts"], mode=f"container:{first}")
     proc = lab.runtime("run", "--bundle", str(bundle), second)
     assert proc.returncode == 0, proc.stderr
     assert f"inet {ip}/" in proc.stdout and "hello" in proc.stdout
+    assert f"{ip}\tpyruntime-test" in proc.stdout  # the first one's /etc/hosts
     assert lab.runtime("delete", "--force", first).returncode == 0
     assert lab.leftovers(first) == [] and lab.leftovers(second) == []
 

@@ -121,6 +121,11 @@ def test_apply_container_joins_the_named_netns():
     config = apply_network(container_config(["true"]), "container:web", (), "/h")
     assert netns_entries(config) == [{"type": "network", "path": "/run/netns/web"}]
     assert "hooks" not in config
+    assert [(m["source"], m["destination"]) for m in config["mounts"][-2:]] == [
+        ("/run/pyruntime/network/web/hosts", "/etc/hosts"),
+        ("/run/pyruntime/network/web/resolv.conf", "/etc/resolv.conf")]
+    config = apply_network(config, "bridge", (), "/h")
+    assert not any(m["destination"] == "/etc/hosts" for m in config["mounts"])
 
 
 def test_apply_refuses_publish_without_bridge_and_relative_hook():
@@ -128,3 +133,29 @@ def test_apply_refuses_publish_without_bridge_and_relative_hook():
         apply_network(container_config(["true"]), "none", ["80:80"], "/h")
     with pytest.raises(RuntimeUserError, match="absolute"):
         apply_network(container_config(["true"]), "bridge", (), "hooks/x")
+
+
+def test_hook_reports_bad_input_in_one_line(monkeypatch, capsys):
+    import io
+
+    from pyruntime.network import hook
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("not json"))
+    assert hook.main(["up"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pyruntime-network-hook up: the container state on stdin is not JSON")
+    assert len(err.strip().splitlines()) == 1
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "c", "annotations": {"io.pyruntime.network": "mesh"}}'))
+    assert hook.main(["down"]) == 1
+    assert "expected bridge, bridge:<name>, host, none or container:<id>" in capsys.readouterr().err
+
+
+def test_hook_does_nothing_outside_bridge_mode(monkeypatch):
+    import io
+
+    from pyruntime.network import hook
+
+    for mode in ("host", "none", "container:x"):
+        state = {"id": "c", "pid": 1, "annotations": {"io.pyruntime.network": mode}}
+        monkeypatch.setattr("sys.stdin", io.StringIO(__import__("json").dumps(state)))
+        assert hook.main(["up"]) == 0
