@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -65,6 +66,7 @@ class NetLab:
         self.leases = tmp_path / "ipam"
         self.network = f"t{uuid.uuid4().hex[:8]}"
         self.ids: list[str] = []
+        self.extra_dirs: list[Path] = []
         subprocess.run(["ip", "netns", "add", self.host_ns], check=True)
         self.host("ip", "link", "set", "lo", "up")
         self.write_network(self.network)
@@ -87,8 +89,6 @@ class NetLab:
                               capture_output=True, text=True, timeout=timeout)
 
     def runtime(self, *args, timeout=60) -> subprocess.CompletedProcess:
-        import tempfile
-
         cmd = ["nsenter", f"--net=/run/netns/{self.host_ns}", sys.executable, "-m", "pyruntime",
                "--root", str(self.root), *args]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -99,12 +99,21 @@ class NetLab:
             proc.stdout, proc.stderr = out.read().decode(), err.read().decode()
         return proc
 
-    def bundle(self, args, mode="bridge", publish=(), network=None, timeout=60, cni_path=None):
+    def bundle(self, args, mode="bridge", publish=(), network=None, timeout=60, cni_path=None,
+               userns=False):
         mode = f"bridge:{network or self.network}" if mode == "bridge" else mode
-        config = apply_network(container_config(args), mode, publish, HOOK,
-                               config_dirs=[str(self.config_dir)],
+        base = container_config(args)
+        directory = self.tmp
+        if userns:  # container root is host uid 100000: the bundle must be reachable for it
+            lx = base["linux"]
+            lx["namespaces"].append({"type": "user"})
+            lx["uidMappings"] = lx["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            directory = Path(tempfile.mkdtemp(prefix="pyruntime-test-", dir="/var/tmp"))
+            directory.chmod(0o755)
+            self.extra_dirs.append(directory)
+        config = apply_network(base, mode, publish, HOOK, config_dirs=[str(self.config_dir)],
                                cni_path=cni_path or [REFERENCE], timeout=timeout)
-        return make_bundle(self.tmp / uuid.uuid4().hex[:8], config)
+        return make_bundle(directory / uuid.uuid4().hex[:8], config)
 
     def new_id(self) -> str:
         cid = f"n-{uuid.uuid4().hex[:10]}"
@@ -168,6 +177,8 @@ class NetLab:
             for p in CACHE.glob(f"*-{cid}-*") if CACHE.is_dir() else []:
                 p.unlink()
             shutil.rmtree(FILES / cid, ignore_errors=True)
+        for directory in self.extra_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
@@ -207,6 +218,21 @@ def test_two_containers_on_one_bridge_reach_each_other(lab):
     assert proc.returncode == 0, proc.stderr
     assert "hello" in proc.stdout
     assert lab.leftovers(client, running=1) == []  # a foreground run deletes itself, network included
+    assert lab.runtime("delete", "--force", server).returncode == 0
+    assert lab.leftovers(server) == []
+
+
+def test_user_namespace_container_gets_the_network(lab):
+    server = lab.run_detached(["httpd", "-f", "-p", "80", "-h", "/var/www"])
+    ip = lab.container_ip(server)
+    lab.http_get(f"http://{ip}/")
+    cid = lab.new_id()
+    bundle = lab.bundle(["sh", "-c", f"cat /proc/self/uid_map /etc/hosts; wget -q -O - http://{ip}/"],
+                        userns=True)
+    proc = lab.runtime("run", "--bundle", str(bundle), cid)
+    assert proc.returncode == 0, proc.stderr
+    assert "100000" in proc.stdout and "\tpyruntime-test" in proc.stdout and "hello" in proc.stdout
+    assert lab.leftovers(cid, running=1) == []
     assert lab.runtime("delete", "--force", server).returncode == 0
     assert lab.leftovers(server) == []
 
