@@ -11,7 +11,6 @@ netns, a netns joined by path). Exit status 0 on success; 1 with one line on std
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -25,28 +24,68 @@ class HookError(RuntimeUserError):
     pass
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyruntime-network-hook", description=__doc__.split("\n")[0])
-    p.add_argument("action", choices=("up", "down"))
-    p.add_argument("--network", default=None, help="mode when the annotation is absent")
-    p.add_argument("--config-dir", action="append", default=None,
-                   help="directory of <name>.conflist files (repeatable; default /etc/pyruntime/net.d)")
-    p.add_argument("--cni-path", default=None, help="plugin directories, colon separated")
-    p.add_argument("--cache-dir", default=None, help="CNI result cache directory")
-    p.add_argument("--plugin-timeout", type=float, default=None, help="seconds per plugin call")
-    return p
+USAGE = ("usage: pyruntime-network-hook [--network MODE] [--config-dir DIR]... "
+         "[--cni-path DIR:DIR] [--cache-dir DIR] [--plugin-timeout S] up|down")
+OPTIONS = {"--network": "network", "--config-dir": "config_dir", "--cni-path": "cni_path",
+           "--cache-dir": "cache_dir", "--plugin-timeout": "plugin_timeout"}
+
+
+class Options:
+    """The hook's command line. Parsed by hand: argparse alone would add a tenth of the hook's
+    start-up, paid twice per container."""
+
+    def __init__(self) -> None:
+        self.action = ""
+        self.network: str | None = None
+        self.config_dir: list[str] = []
+        self.cni_path: str | None = None
+        self.cache_dir: str | None = None
+        self.plugin_timeout: float | None = None
+
+
+def parse_args(argv: list[str]) -> Options:
+    opts = Options()
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            raise HookError(USAGE)
+        if arg in ("up", "down") and not opts.action:
+            opts.action = arg
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in OPTIONS:
+            raise HookError(f"unknown argument {arg!r}\n{USAGE}")
+        if not eq:
+            if not args:
+                raise HookError(f"{name} needs a value")
+            value = args.pop(0)
+        if name == "--config-dir":
+            opts.config_dir.append(value)
+        elif name == "--plugin-timeout":
+            try:
+                opts.plugin_timeout = float(value)
+            except ValueError:
+                raise HookError(f"--plugin-timeout: not a number: {value!r}") from None
+        else:
+            setattr(opts, OPTIONS[name], value)
+    if not opts.action:
+        raise HookError(USAGE)
+    return opts
 
 
 def default_cni_path() -> list[str]:
     from pyruntime.cni.runtime import DEFAULT_CNI_PATH
 
     # pyruntime's own plugin is a console script beside the interpreter (or this hook).
-    extra = [os.path.dirname(sys.executable), os.path.dirname(os.path.abspath(sys.argv[0]))]
+    extra = [os.path.dirname(sys.executable)]
+    if sys.argv and os.path.isfile(sys.argv[0]):
+        extra.append(os.path.dirname(os.path.abspath(sys.argv[0])))
     return list(DEFAULT_CNI_PATH) + [d for d in dict.fromkeys(extra) if d not in DEFAULT_CNI_PATH]
 
 
 class NetworkHook:
-    def __init__(self, opts: argparse.Namespace, state: dict):
+    def __init__(self, opts: Options, state: dict):
         from pyruntime.cni.runtime import DEFAULT_CACHE_DIR, DEFAULT_PLUGIN_TIMEOUT, CNIRuntime
         from pyruntime.network import modes
         from pyruntime.network.config import DEFAULT_CONFIG_DIRS
@@ -180,15 +219,14 @@ def read_state(stream) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = _parser().parse_args(argv)
+    action = ""
     try:
+        opts = parse_args(sys.argv[1:] if argv is None else argv)
+        action = f" {opts.action}"
         hook = NetworkHook(opts, read_state(sys.stdin))
         hook.up() if opts.action == "up" else hook.down()
-    except RuntimeUserError as e:
-        print(f"pyruntime-network-hook {opts.action}: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"pyruntime-network-hook {opts.action}: {e}", file=sys.stderr)
+    except (RuntimeUserError, OSError) as e:
+        print(f"pyruntime-network-hook{action}: {e}", file=sys.stderr)
         return 1
     return 0
 

@@ -7,9 +7,8 @@ Annotations on the container config carry the choice to the hook:
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyruntime.errors import RuntimeUserError
 
@@ -22,8 +21,7 @@ _ID = re.compile(r"^[A-Za-z0-9_+.-]+$")
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-@dataclass(frozen=True)
-class NetworkMode:
+class NetworkMode(NamedTuple):
     kind: str               # "bridge", "host", "none" or "container"
     target: str = ""        # the network name (bridge) or the container id (container)
 
@@ -83,6 +81,8 @@ def parse_publish(spec: str) -> dict:
                "containerPort": _port(container_port, "container port", spec),
                "protocol": proto}
     if host_ip:
+        import ipaddress
+
         try:
             mapping["hostIP"] = str(ipaddress.ip_address(host_ip))
         except ValueError:
