@@ -127,7 +127,10 @@ class NetworkHook:
                                   capability_args={"portMappings": self.publish})
             self._install_files(pid, result)
         except BaseException:
-            self._teardown(conflist, path)
+            try:
+                self._teardown(conflist, path)
+            except RuntimeUserError as e:  # report it, but the first failure is the story
+                print(f"pyruntime-network-hook up: while undoing: {e}", file=sys.stderr)
             raise
 
     def _record(self, conflist: dict) -> None:
