@@ -173,6 +173,93 @@ def delete(ctx: Context, container_id, force):
     lifecycle.delete(ctx.root, container_id, force=force)
 
 
+@main_group.command()
+@click.argument("container_id")
+@pass_ctx
+def pause(ctx: Context, container_id):
+    """Freeze every process of the container."""
+    from pyruntime import lifecycle
+
+    lifecycle.pause(ctx.root, container_id)
+
+
+@main_group.command()
+@click.argument("container_id")
+@pass_ctx
+def resume(ctx: Context, container_id):
+    """Thaw a paused container."""
+    from pyruntime import lifecycle
+
+    lifecycle.resume(ctx.root, container_id)
+
+
+@main_group.command()
+@click.option("--resources", "-r", default=None, help="JSON file with OCI linux.resources ('-' for stdin); other flags are then ignored.")
+@click.option("--memory", default=None, help="Memory limit (bytes, or with k/m/g), -1 for unlimited.")
+@click.option("--memory-swap", default=None, help="Memory + swap limit, -1 for unlimited.")
+@click.option("--memory-reservation", default=None, help="Memory soft limit.")
+@click.option("--kernel-memory", default=None, hidden=True)
+@click.option("--kernel-memory-tcp", default=None, hidden=True)
+@click.option("--cpu-period", default=None, help="CPU CFS period (us).")
+@click.option("--cpu-quota", default=None, help="CPU CFS quota (us) per period, -1 for unlimited.")
+@click.option("--cpu-burst", default=None, help="CPU CFS burst (us).")
+@click.option("--cpu-share", "--cpu-shares", "cpu_share", default=None, help="CPU shares (relative weight).")
+@click.option("--cpu-rt-period", default=None, help="Realtime period (us).")
+@click.option("--cpu-rt-runtime", default=None, help="Realtime runtime (us).")
+@click.option("--cpu-idle", default=None, help="SCHED_IDLE for the cgroup (0 or 1).")
+@click.option("--cpuset-cpus", default=None, help="CPUs to run on (e.g. 0-1).")
+@click.option("--cpuset-mems", default=None, help="Memory nodes to use.")
+@click.option("--pids-limit", default=None, help="Maximum number of processes.")
+@click.option("--blkio-weight", default=None, help="Block IO weight (10-1000).")
+@click.argument("container_id")
+@pass_ctx
+def update(ctx: Context, container_id, resources, **flags):
+    """Change the resource limits of a running container."""
+    import sys
+
+    from pyruntime import lifecycle
+    from pyruntime.cgroups import commands
+
+    changes = commands.update_from_flags(resources=resources, stdin=sys.stdin, warn=log.warn, **flags)
+    lifecycle.update(ctx.root, container_id, changes)
+
+
+@main_group.command()
+@click.option("--stats", is_flag=True, help="Print one stats event and exit.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds between stats events.")
+@click.argument("container_id")
+@pass_ctx
+def events(ctx: Context, container_id, stats, interval):
+    """Stream the container's stats and OOM events as JSON lines."""
+    from pyruntime import lifecycle
+    from pyruntime.cgroups import commands
+
+    manager = lifecycle.container_cgroup(ctx.root, container_id)
+    if stats:
+        click.echo(json.dumps(commands.stats_event(manager, container_id)))
+        return
+    for event in commands.event_stream(manager, container_id, interval=interval):
+        click.echo(json.dumps(event))
+
+
+@main_group.command(context_settings={"ignore_unknown_options": True})
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.argument("container_id")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def ps(ctx: Context, container_id, fmt, ps_args):
+    """List the processes of a container (ps options may follow the id)."""
+    from pyruntime import lifecycle
+    from pyruntime.cgroups import commands
+
+    manager = lifecycle.container_cgroup(ctx.root, container_id)
+    if fmt == "json":
+        click.echo(json.dumps(commands.ps_json(manager)))
+    else:
+        click.echo(commands.ps_table(manager, ps_args), nl=False)
+
+
 @main_group.command(name="list")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the container ids.")

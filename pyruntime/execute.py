@@ -95,6 +95,7 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
                     cgroups.CgroupManager.from_dict(state.cgroup).add_process(stage1_pid)
                 sync.send(parent_sock, "cgroup-ready")
                 pid = sync.recv(parent_sock, "exec-pid")["pid"]
+                sync.send(parent_sock, "exec-go")
             finally:
                 os.waitpid(stage1_pid, 0)
             sync.recv(parent_sock, "exec")

@@ -19,7 +19,7 @@ def features_document() -> dict:
         "linux": {
             "namespaces": sorted(linux.NAMESPACES),
             "capabilities": sorted(process.CAP_NUMBERS),
-            "cgroup": _cgroup_features(cgroups),
+            "cgroup": cgroups.features(),
             "seccomp": {
                 "enabled": True,
                 "actions": sorted(["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS",
@@ -40,8 +40,3 @@ def features_document() -> dict:
         },
     }
 
-
-def _cgroup_features(cgroups) -> dict:
-    if hasattr(cgroups, "features"):
-        return cgroups.features()
-    return {"v1": True, "v2": False, "systemd": False, "systemdUser": False, "rdma": False}

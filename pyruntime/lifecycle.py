@@ -84,7 +84,8 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         raise RuntimeUserError("process.args: a container needs a program to run")
 
     cgroup = cgroups.open_manager(cgroups.resolve_path(lx.get("cgroupsPath"), state.id))
-    cgroup.create(lx.get("resources"))
+    # The devices the init creates must be allowed by the devices controller.
+    cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
     undo.push("remove cgroup", cgroup.destroy)
     state.cgroup = cgroup.to_dict()
 
@@ -117,6 +118,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         state.pid_start_time = process_start_time(state.pid) or 0
         undo.push("stop container init", lambda: _kill_and_wait(state.pid))
         cdir.save(state)
+        sync.send(parent_sock, "init-go")
 
         sync.recv(parent_sock, "hooks")
         hook_state = oci_state(state, CREATING)
@@ -287,9 +289,11 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
         status = status_of(cdir, state)
         if status not in (CREATED, RUNNING, PAUSED):
             raise InvalidState("container not running")
-        if all_processes:
-            for pid in _container_pids(state):
-                _signal(pid, sig)
+        if all_processes and state.cgroup:
+            from pyruntime.cgroups import commands
+
+            # Frozen while signalled, so that a forking process cannot leave children behind.
+            commands.signal_all(_manager(state), sig)
         else:
             _signal(state.pid, sig)
 
@@ -356,19 +360,15 @@ def _kill_leftovers(state: ContainerState) -> None:
 
 
 def _thaw(state: ContainerState) -> None:
-    from pyruntime import cgroups
-
     if state.cgroup:
-        manager = cgroups.CgroupManager.from_dict(state.cgroup)
+        manager = _manager(state)
         if manager.is_frozen():
             manager.thaw()
 
 
 def _remove_cgroup(state: ContainerState) -> None:
-    from pyruntime import cgroups
-
     if state.cgroup:
-        cgroups.CgroupManager.from_dict(state.cgroup).destroy()
+        _manager(state).destroy()
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -477,6 +477,56 @@ def _reap_exit_code(pid: int) -> int | None:
             return None
         if waited == pid:
             return _exit_code(status)
+
+
+# -- cgroup commands -------------------------------------------------------------------------
+def _manager(state: ContainerState):
+    from pyruntime import cgroups
+
+    if not state.cgroup:
+        raise RuntimeUserError(f"container {state.id!r} has no cgroup")
+    return cgroups.CgroupManager.from_dict(state.cgroup)
+
+
+def pause(root: str, container_id: str) -> None:
+    with ContainerDir(root, container_id).lock() as cdir:
+        state = cdir.load()
+        status = status_of(cdir, state)
+        if status not in (RUNNING, CREATED):
+            raise InvalidState(f"container {container_id} is {status}, not running")
+        _manager(state).freeze()
+
+
+def resume(root: str, container_id: str) -> None:
+    with ContainerDir(root, container_id).lock() as cdir:
+        state = cdir.load()
+        status = status_of(cdir, state)
+        if status != PAUSED:
+            raise InvalidState(f"container {container_id} is {status}, not paused")
+        _manager(state).thaw()
+
+
+def update(root: str, container_id: str, changes: dict) -> dict:
+    """Apply resource changes to a live container and keep them in its saved config."""
+    with ContainerDir(root, container_id).lock() as cdir:
+        state = cdir.load()
+        status = status_of(cdir, state)
+        if status == STOPPED:
+            raise InvalidState(f"cannot update a stopped container {container_id}")
+        lx = state.config.setdefault("linux", {})
+        lx["resources"] = _manager(state).update(lx.get("resources"), changes)
+        cdir.save(state)
+        return lx["resources"]
+
+
+def container_cgroup(root: str, container_id: str, *, running_only: bool = True):
+    """The cgroup manager of a container (for events and ps)."""
+    with ContainerDir(root, container_id).lock(shared=True) as cdir:
+        state = cdir.load()
+        status = status_of(cdir, state)
+        if running_only and status == STOPPED:
+            raise InvalidState(f"container {container_id} is not running")
+        return _manager(state)
 
 
 # -- queries ---------------------------------------------------------------------------------

@@ -55,9 +55,9 @@ def host_snapshot() -> dict[str, set[str]]:
     cgroups = set()
     for base in Path("/sys/fs/cgroup").iterdir():
         for sub in ("pyruntime", "pyruntime-test"):
-            d = base / sub
-            if d.is_dir():
-                cgroups.update(str(p) for p in d.rglob("*") if p.is_dir())
+            for dirpath, _, _ in os.walk(base / sub):  # tolerates dirs removed while walking
+                if dirpath != str(base / sub):
+                    cgroups.add(dirpath)
     snap["cgroups"] = cgroups
     rules = set()
     for tool in ("iptables-legacy-save", "iptables-nft-save", "ip6tables-legacy-save", "ip6tables-nft-save"):

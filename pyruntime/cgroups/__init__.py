@@ -1,82 +1,48 @@
-"""Minimal v1 cgroup placement used until the full manager lands (same interface)."""
+"""Container cgroups: one manager interface over the v1, hybrid and v2 (unified) layouts.
+
+    mode = detect_mode()                       # "v1", "v2" or "hybrid"
+    path = resolve_path(spec_cgroups_path, container_id)
+    mgr = open_manager(path)                   # no filesystem change yet
+    mgr.create(spec["linux"].get("resources"), linux_devices=spec["linux"].get("devices"))
+    mgr.add_process(pid)
+    state["cgroup"] = mgr.to_dict()            # later: CgroupManager.from_dict(state["cgroup"])
+
+Importing this package is cheap (no cgroupspy, no planning code): the hot CLI paths only read
+files through a manager rebuilt with from_dict().
+"""
 
 from __future__ import annotations
 
-import os
-import time
+from .manager import CgroupManager
+from .mounts import DEFAULT_ROOT, detect_mode
+from .paths import DEFAULT_PARENT, resolve_path
 
-from pyruntime.errors import RuntimeUserError
-
-ROOT = "/sys/fs/cgroup"
-
-
-def resolve_path(cgroups_path: str | None, container_id: str) -> str:
-    if not cgroups_path:
-        return f"/pyruntime/{container_id}"
-    if ".." in cgroups_path.split("/"):
-        raise RuntimeUserError(f"linux.cgroupsPath: {cgroups_path!r} escapes the cgroup root")
-    return cgroups_path if cgroups_path.startswith("/") else f"/pyruntime/{cgroups_path}"
+__all__ = ["CgroupManager", "DEFAULT_PARENT", "DEFAULT_ROOT", "detect_mode", "features",
+           "open_manager", "resolve_path"]
 
 
-def open_manager(path: str, mode: str | None = None) -> "CgroupManager":
-    return CgroupManager(path)
+def open_manager(path: str, mode: str | None = None, root: str = DEFAULT_ROOT) -> CgroupManager:
+    """A manager for the cgroup at `path` (as returned by resolve_path) in the host's layout.
+
+    `mode` overrides detection; `root` is where the hierarchies are mounted.
+    """
+    mode = mode or detect_mode(root)
+    if mode == "v2":
+        from .v2 import V2Manager
+
+        return V2Manager(path, root=root)
+    if mode in ("v1", "hybrid"):
+        from .v1 import V1Manager
+
+        unified = f"{root.rstrip('/')}/unified" if mode == "hybrid" else None
+        return V1Manager(path, unified_mount=unified, root=root)
+    raise ValueError(f"unknown cgroup mode {mode!r}")
 
 
-class CgroupManager:
-    def __init__(self, path: str):
-        self.path = path
+def features() -> dict:
+    """The "linux.cgroup" object of the runtime-spec features document.
 
-    def _dirs(self):
-        for name in sorted(os.listdir(ROOT)):
-            base = os.path.join(ROOT, name)
-            if os.path.ismount(base) and not os.path.islink(base):
-                yield os.path.join(base, self.path.lstrip("/"))
-
-    def create(self, resources: dict | None) -> None:
-        for d in self._dirs():
-            base = d.split("/")[:5]
-            for part in d.split("/")[5:]:
-                base.append(part)
-                cur = "/".join(base)
-                os.makedirs(cur, exist_ok=True)
-                if "/cpuset/" in cur:
-                    for f in ("cpuset.cpus", "cpuset.mems"):
-                        with open(os.path.join(cur, f)) as own:
-                            if own.read().strip():
-                                continue
-                        with open(os.path.join(os.path.dirname(cur), f)) as src, open(os.path.join(cur, f), "w") as dst:
-                            dst.write(src.read())
-
-    def add_process(self, pid: int) -> None:
-        for d in self._dirs():
-            with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                f.write(str(pid))
-
-    def pids(self) -> list[int]:
-        with open(os.path.join(ROOT, "pids", self.path.lstrip("/"), "cgroup.procs")) as f:
-            return [int(x) for x in f.read().split()]
-
-    def is_frozen(self) -> bool:
-        try:
-            with open(os.path.join(ROOT, "freezer", self.path.lstrip("/"), "freezer.state")) as f:
-                return f.read().strip() != "THAWED"
-        except FileNotFoundError:
-            return False
-
-    def destroy(self) -> None:
-        for d in self._dirs():
-            for _ in range(50):
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.01)
-
-    def to_dict(self) -> dict:
-        return {"path": self.path}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CgroupManager":
-        return cls(d["path"])
+    v1 and v2 say which layouts the runtime drives (both; the hybrid layout is v1 plus the
+    unified mount). The systemd cgroup driver and the rdma controller are not implemented.
+    """
+    return {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False}

@@ -211,6 +211,9 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     config = opts.config
     lx = config.get("linux") or {}
     process = config.get("process") or {}
+    # Stage 1 and we share the socket: wait until the runtime has stage 1's report of our pid,
+    # so that our messages can never overtake it.
+    sync.recv(sock, "init-go")
     os.setsid()
     os.umask(0)
     if "network" in plan.new_types:
@@ -235,36 +238,14 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     if config.get("domainname"):
         linux.setdomainname(config["domainname"])
     apply_sysctl(lx.get("sysctl") or {})
-    if "oomScoreAdj" in process:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(process["oomScoreAdj"]))
+    proc.set_oom_score_adj(process)
     proc.apply_rlimits(process.get("rlimits") or [])
     if lx.get("personality"):
         linux.personality({"LINUX": 0x0000, "LINUX32": 0x0008}[lx["personality"]["domain"]])
 
     from pyruntime import log
 
-    caps = proc.CapabilitySets(process.get("capabilities"), log.warn)
-    seccomp_profile = lx.get("seccomp")
-    no_new_privs = bool(process.get("noNewPrivileges"))
-    if seccomp_profile and not no_new_privs:
-        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
-        from pyruntime.init import seccomp
-
-        seccomp.load(seccomp_profile)
-    caps.drop_bounding()
-    user = process.get("user") or {}
-    proc.switch_user(user, caps)
-    caps.apply()
-    if no_new_privs:
-        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-    os.umask(user.get("umask", 0o022))
-    cwd = process.get("cwd", "/")
-    try:
-        os.chdir(cwd)
-    except OSError as e:
-        raise RuntimeUserError(f"process.cwd: cannot enter {cwd}: {e.strerror}") from None
-    opts.executable = proc.find_executable(process["args"][0], process.get("env") or [], cwd)
+    opts.executable = proc.become(process, lx.get("seccomp"), log.warn)
     keep = {opts.state_dir_fd, sock.fileno()} | opts.extra_keep_fds
     proc.close_fds_from(3 + opts.preserve_fds, keep)
     sync.send(sock, "ready")
@@ -293,13 +274,9 @@ def exec_process(opts: InitOptions, fifo: int) -> None:
         state = {"ociVersion": config.get("ociVersion", ""), "id": opts.container_id, "status": "created",
                  "pid": os.getpid(), "bundle": opts.bundle}
         hooks.run_hooks(config, "startContainer", state)
-    seccomp_profile = (config.get("linux") or {}).get("seccomp")
-    if seccomp_profile and process.get("noNewPrivileges"):
-        from pyruntime.init import seccomp
+    from pyruntime.init import process as proc
 
-        seccomp.load(seccomp_profile)
-    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env") or [])
-    os.execve(opts.executable, process["args"], env)
+    proc.exec_program(opts.executable, process, (config.get("linux") or {}).get("seccomp"))
 
 
 def apply_sysctl(sysctl: dict[str, str]) -> None:

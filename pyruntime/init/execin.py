@@ -20,10 +20,8 @@ import signal
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
 from pyruntime.init import sync
+from pyruntime.init import process as proc
 from pyruntime.init.container import JOIN_ORDER, _fail, preload_modules
-
-PR_SET_DUMPABLE = 4
-
 
 def namespaces_to_join(init_pid: int) -> list[tuple[str, str]]:
     """The init's namespaces that differ from ours, in join order."""
@@ -56,13 +54,12 @@ def stage1(opts: ExecOptions, sock) -> None:
     try:
         for fd in opts.runtime_fds:
             os.close(fd)
-        linux.prctl(PR_SET_DUMPABLE, 0)
+        linux.prctl(proc.PR_SET_DUMPABLE, 0)
         linux.set_pdeathsig(signal.SIGKILL)
         sync.recv(sock, "cgroup-ready")
         # Nothing of the host's filesystem can be imported once the mount namespace is joined.
         preload_modules({"linux": {"seccomp": (opts.config.get("linux") or {}).get("seccomp")}})
         from pyruntime import log  # noqa: F401
-        from pyruntime.init import process  # noqa: F401
         # Open every namespace first: after joining the mount namespace the host's /proc is gone.
         fds = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
                for kind, path in namespaces_to_join(opts.init_pid)]
@@ -86,47 +83,20 @@ def stage1(opts: ExecOptions, sock) -> None:
 
 def stage2(opts: ExecOptions, sock) -> None:
     from pyruntime import log
-    from pyruntime.init import process as proc
 
     try:
+        sync.recv(sock, "exec-go")  # see container.prepare_and_wait: never overtake stage 1
         process = opts.process
         os.setsid()
         if process.get("terminal"):
             proc.setup_terminal(opts.console_sock, process.get("consoleSize"), console_mount=False)
-        if "oomScoreAdj" in process:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(process["oomScoreAdj"]))
+        proc.set_oom_score_adj(process)
         proc.apply_rlimits(process.get("rlimits") or [])
-        caps = proc.CapabilitySets(process.get("capabilities"), log.warn)
         profile = (opts.config.get("linux") or {}).get("seccomp")
-        no_new_privs = bool(process.get("noNewPrivileges"))
-        if profile and not no_new_privs:
-            from pyruntime.init import seccomp
-
-            seccomp.load(profile)
-        caps.drop_bounding()
-        user = process.get("user") or {}
-        proc.switch_user(user, caps)
-        caps.apply()
-        if no_new_privs:
-            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-        # setuid resets the dumpable flag: keep the interpreter out of the container's reach.
-        linux.prctl(PR_SET_DUMPABLE, 0)
-        os.umask(user.get("umask", 0o022))
-        cwd = process.get("cwd") or "/"
-        try:
-            os.chdir(cwd)
-        except OSError as e:
-            raise RuntimeUserError(f"cwd {cwd}: {e.strerror}") from None
-        executable = proc.find_executable(process["args"][0], process.get("env") or [], cwd)
+        executable = proc.become(process, profile, log.warn, undumpable=True)
         proc.close_fds_from(3 + opts.preserve_fds, {sock.fileno()})
-        if profile and no_new_privs:
-            from pyruntime.init import seccomp
-
-            seccomp.load(profile)
-        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env") or [])
         sync.send(sock, "exec")
-        os.execve(executable, process["args"], env)
+        proc.exec_program(executable, process, profile)
     except BaseException as e:
         _fail(sock, e)
     os._exit(127)

@@ -138,6 +138,58 @@ def switch_user(user: dict, caps: CapabilitySets | None) -> None:
         linux.prctl(linux.PR_SET_KEEPCAPS, 0)
 
 
+PR_SET_DUMPABLE = 4
+
+
+def set_oom_score_adj(process: dict) -> None:
+    if "oomScoreAdj" in process:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(process["oomScoreAdj"]))
+
+
+def become(process: dict, seccomp_profile: dict | None, warn, undumpable: bool = False) -> str:
+    """Turn this (root, fully capable) process into the configured one, short of exec:
+    capabilities, user, no_new_privs, umask and cwd, in the order that keeps each step
+    possible. Returns the program to exec (looked up now, so a missing one fails early).
+
+    `undumpable`: stay non-dumpable across the uid change (for processes that entered an
+    existing container and must stay out of its reach until exec).
+    """
+    caps = CapabilitySets(process.get("capabilities"), warn)
+    no_new_privs = bool(process.get("noNewPrivileges"))
+    if seccomp_profile and not no_new_privs:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
+        from pyruntime.init import seccomp
+
+        seccomp.load(seccomp_profile)
+    caps.drop_bounding()
+    user = process.get("user") or {}
+    switch_user(user, caps)
+    if undumpable:
+        linux.prctl(PR_SET_DUMPABLE, 0)  # a uid change may reset the flag (fs.suid_dumpable)
+    caps.apply()
+    if no_new_privs:
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    os.umask(user.get("umask", 0o022))
+    cwd = process.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise RuntimeUserError(f"process.cwd: cannot enter {cwd}: {e.strerror}") from None
+    return find_executable(process["args"][0], process.get("env") or [], cwd)
+
+
+def exec_program(executable: str, process: dict, seccomp_profile: dict | None) -> None:
+    """The last step: with no_new_privs the filter goes on only now, so that nothing the
+    runtime still does is subject to it."""
+    if seccomp_profile and process.get("noNewPrivileges"):
+        from pyruntime.init import seccomp
+
+        seccomp.load(seccomp_profile)
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env") or [])
+    os.execve(executable, process["args"], env)
+
+
 def find_executable(arg0: str, env: list[str], cwd: str) -> str:
     if "/" in arg0:
         path = arg0 if os.path.isabs(arg0) else os.path.join(cwd, arg0)

@@ -176,3 +176,51 @@ def set_child_subreaper() -> None:
 
 def set_pdeathsig(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+
+# bpf(2): glibc has no wrapper. x86_64 number and the commands/constants used here.
+_SYS_BPF = 321
+_BPF_PROG_LOAD = 5
+_BPF_PROG_ATTACH = 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_OVERRIDE = 1
+
+
+def _bpf(cmd: int, attr: bytearray, what: str) -> int:
+    import ctypes
+
+    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+    return _check(_lib().syscall(_SYS_BPF, ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr))), what)
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache-2.0") -> int:
+    """Load a BPF program (raw struct bpf_insn array); returns its fd.
+
+    On a verifier rejection the OSError message carries the verifier log.
+    """
+    import ctypes
+    import struct
+
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(65536)
+    attr = bytearray(128)
+    # union bpf_attr, BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, log_level, log_size, log_buf
+    struct.pack_into("=IIQQIIQ", attr, 0, prog_type, len(insns) // 8, ctypes.addressof(code),
+                     ctypes.addressof(lic), 1, len(log), ctypes.addressof(log))
+    try:
+        return _bpf(_BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
+    except OSError as e:
+        text = log.value.decode(errors="replace").strip()
+        raise OSError(e.errno, f"{e.strerror}{': ' + text[-500:] if text else ''}") from None
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
+    """Attach a loaded program to a target (a cgroup directory fd for cgroup programs)."""
+    import struct
+
+    attr = bytearray(128)
+    struct.pack_into("=IIII", attr, 0, target_fd, prog_fd, attach_type, flags)
+    _bpf(_BPF_PROG_ATTACH, attr, "bpf(BPF_PROG_ATTACH)")

@@ -124,6 +124,7 @@ def test_runtime_process_is_out_of_the_containers_reach(rt):
     try:
         sync.send(parent_sock, "cgroup-ready")
         stage2 = sync.recv(parent_sock, "exec-pid")["pid"]
+        sync.send(parent_sock, "exec-go")
         os.waitpid(stage1, 0)
         time.sleep(0.2)
         with open(f"/proc/{stage2}/status") as f:

@@ -348,3 +348,61 @@ def test_preserve_fds(rt, tmp_path):
         pass_fds=(r,), env=repo_env(), capture_output=True, text=True, timeout=30)
     os.close(r)
     assert proc.stdout == "through fd 3\n", proc.stderr
+
+
+def test_concurrent_commands_are_serialized(rt):
+    """Many deletes and kills at once on one container: each either acts or finds it gone;
+    nothing half-done remains."""
+    import subprocess
+    import sys
+
+    from tests.support import repo_env
+
+    cid = rt.new_id()
+    rt("run", "-d", "--bundle", str(rt.bundle(["sleep", "60"])), cid, check=True)
+    base = [sys.executable, "-m", "pyruntime", "--root", str(rt.root)]
+    procs = [subprocess.Popen(base + cmd + [cid], env=repo_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+             for cmd in (["delete", "--force"], ["kill"], ["delete", "--force"], ["state"],
+                         ["delete", "--force"], ["kill", "--all"])]
+    results = [(p.wait(timeout=30), p.stderr.read()) for p in procs]
+    deletes = [results[i] for i in (0, 2, 4)]
+    assert sum(code == 0 for code, _ in deletes) >= 1
+    for code, err in results:
+        assert code == 0 or "does not exist" in err or "not running" in err, err
+        assert "Traceback" not in err
+    assert not (rt.root / cid).exists()
+
+
+def test_linux_devices(rt):
+    config = container_config(["sh", "-c", "stat -c '%F %t,%T %a %u:%g' /dev/mydev /dev/fuse-like"])
+    config["linux"]["devices"] = [
+        {"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1000, "gid": 10},
+        {"path": "/dev/fuse-like", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666},
+    ]
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.stdout.splitlines() == ["character special file 1,3 640 1000:10",
+                                        "character special file a,e5 666 0:0"], proc.stderr
+
+
+def test_seccomp_without_no_new_privs(rt):
+    """Without no_new_privs the filter is loaded while the init still has CAP_SYS_ADMIN."""
+    config = container_config(["sh", "-c", "grep NoNewPrivs /proc/self/status; mkdir /tmp/x"])
+    config["process"]["noNewPrivileges"] = False
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}],
+    }
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.stdout.split() == ["NoNewPrivs:", "0"]
+    assert "Permission denied" in proc.stderr
+
+
+def test_mount_propagation_option(rt, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    mounts = container_config([])["mounts"] + [
+        {"destination": "/shared", "type": "bind", "source": str(shared), "options": ["rbind", "rshared"]}]
+    proc = rt.run(["grep", " /shared ", "/proc/self/mountinfo"], mounts=mounts)
+    assert "shared:" in proc.stdout, proc.stdout + proc.stderr

@@ -1,0 +1,184 @@
+"""Limits from config.json and runc's cgroup commands, on real containers."""
+
+import json
+import os
+import time
+
+import pytest
+
+from tests.support import container_config
+
+
+def cgroup_file(pid: int, controller: str, name: str) -> str:
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                with open(f"/sys/fs/cgroup/{controller}{path}/{name}") as g:
+                    return g.read().strip()
+    raise AssertionError(f"{controller} not found for {pid}")
+
+
+def start_detached(rt, config):
+    cid = rt.new_id()
+    rt("run", "-d", "--bundle", str(rt.bundle_from(config)), cid, check=True)
+    return cid, rt.state(cid)["pid"]
+
+
+def test_resources_from_config_reach_the_kernel(rt):
+    config = container_config(["sleep", "60"])
+    config["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 20},
+                                    "cpu": {"shares": 512, "quota": 20000, "period": 100000}}
+    cid, pid = start_detached(rt, config)
+    assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
+    assert cgroup_file(pid, "pids", "pids.max") == "20"
+    assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "20000"
+    assert cgroup_file(pid, "cpu", "cpu.shares") == "512"
+
+
+def test_default_cgroup_path_and_removal(rt):
+    cid, pid = start_detached(rt, container_config(["sleep", "60"]))
+    with open(f"/proc/{pid}/cgroup") as f:
+        paths = {line.split(":")[2].strip() for line in f if line.split(":")[1]}
+    assert paths == {f"/pyruntime/{cid}"}
+    rt("delete", "-f", cid, check=True)
+    assert not os.path.exists(f"/sys/fs/cgroup/memory/pyruntime/{cid}")
+
+
+def test_fork_bomb_stops_at_pids_limit(rt):
+    config = container_config(["sleep", "60"])
+    config["linux"]["resources"] = {"pids": {"limit": 10}}
+    cid, pid = start_detached(rt, config)
+    # busybox sh gives up at the first fork the kernel refuses; what it made stays.
+    rt("exec", cid, "sh", "-c", "while :; do sleep 60 & done")
+    assert 5 <= int(cgroup_file(pid, "pids", "pids.current")) <= 10
+    assert int(cgroup_file(pid, "pids", "pids.events").split()[-1]) > 0
+
+
+def test_memory_hog_is_oom_killed(rt):
+    config = container_config(["sh", "-c", "head -c 200m /dev/zero | tail > /dev/null; echo survived"])
+    config["linux"]["resources"] = {"memory": {"limit": 32 << 20, "swap": 32 << 20}}
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert "Killed" in proc.stderr  # the shell reports its pipeline member killed by the OOM killer
+
+
+def test_pause_resume_shows_paused_and_stops_progress(rt):
+    config = container_config(["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done"])
+    config["root"]["readonly"] = False
+    cid, pid = start_detached(rt, config)
+    time.sleep(0.3)
+    rt("pause", cid, check=True)
+    assert rt.state(cid)["status"] == "paused"
+    assert json.loads(rt("list", "-f", "json", check=True).stdout)[0]["status"] == "paused"
+    counter = f"/proc/{pid}/root/tmp/n"
+    before = open(counter).read()
+    time.sleep(0.4)
+    assert open(counter).read() == before
+    rt("resume", cid, check=True)
+    assert rt.state(cid)["status"] == "running"
+    time.sleep(0.4)
+    assert open(counter).read() != before
+    assert rt("resume", cid).returncode != 0  # not paused any more
+
+
+def test_delete_force_of_paused_container(rt):
+    cid, _ = start_detached(rt, container_config(["sleep", "60"]))
+    rt("pause", cid, check=True)
+    rt("delete", "--force", cid, check=True)
+
+
+def test_update_changes_live_limits(rt):
+    cid, pid = start_detached(rt, container_config(["sleep", "60"]))
+    rt("update", "--memory", "100m", "--pids-limit", "50", "--cpu-quota", "30000",
+       "--cpu-period", "100000", cid, check=True)
+    assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(100 << 20)
+    assert cgroup_file(pid, "pids", "pids.max") == "50"
+    assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "30000"
+    saved = json.loads((rt.root / cid / "state.json").read_text())["config"]["linux"]["resources"]
+    assert saved["memory"]["limit"] == 100 << 20 and saved["pids"]["limit"] == 50
+
+
+def test_update_from_resources_file(rt, tmp_path):
+    cid, pid = start_detached(rt, container_config(["sleep", "60"]))
+    (tmp_path / "r.json").write_text(json.dumps({"pids": {"limit": 33}}))
+    rt("update", "-r", str(tmp_path / "r.json"), cid, check=True)
+    assert cgroup_file(pid, "pids", "pids.max") == "33"
+
+
+def test_update_rejects_bad_values(rt):
+    cid, _ = start_detached(rt, container_config(["sleep", "60"]))
+    proc = rt("update", "--memory", "lots", cid)
+    assert proc.returncode != 0 and "memory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_events_stats_and_ps(rt):
+    cid, pid = start_detached(rt, container_config(["sh", "-c", "sleep 60 & sleep 60 & wait"]))
+    event = json.loads(rt("events", "--stats", cid, check=True).stdout)
+    assert event["type"] == "stats" and event["id"] == cid
+    assert event["data"]["pids"]["current"] >= 2
+    assert event["data"]["memory"]["usage"]["usage"] > 0
+    pids = json.loads(rt("ps", "--format", "json", cid, check=True).stdout)
+    assert pid in pids and len(pids) == 3
+    table = rt("ps", cid, check=True).stdout.splitlines()
+    assert "PID" in table[0] and len(table) == 4
+
+
+def test_events_stream_reports_oom(rt):
+    import subprocess
+    import sys
+
+    from tests.support import repo_env
+
+    config = container_config(["sh", "-c", "sleep 1; head -c 100m /dev/zero | tail; sleep 60"])
+    config["linux"]["resources"] = {"memory": {"limit": 16 << 20, "swap": 16 << 20}}
+    cid, _ = start_detached(rt, config)
+    stream = subprocess.Popen([sys.executable, "-m", "pyruntime", "--root", str(rt.root), "events",
+                               "--interval", "10", cid], env=repo_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            line = stream.stdout.readline()
+            if not line:
+                break
+            seen.append(json.loads(line))
+            if any(e["type"] == "oom" for e in seen):
+                break
+        assert any(e["type"] == "oom" and e["id"] == cid for e in seen), seen
+    finally:
+        stream.kill()
+        stream.wait()
+
+
+def test_kill_all_reaches_every_process(rt):
+    config = container_config(["sh", "-c", "trap '' TERM; sleep 60 & sleep 60 & wait"])
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
+    cid, pid = start_detached(rt, config)
+    children = json.loads(rt("ps", "-f", "json", cid, check=True).stdout)
+    assert len(children) == 3
+    rt("kill", "--all", cid, "KILL", check=True)
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{p}/cmdline") and open(f"/proc/{p}/cmdline").read() for p in children):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("path,fragment", [("/../escape", "escape"), ("a:b:c", "systemd")])
+def test_bad_cgroups_path(rt, path, fragment):
+    config = container_config(["true"])
+    config["linux"]["cgroupsPath"] = path
+    cid = rt.new_id()
+    proc = rt("create", "--bundle", str(rt.bundle_from(config)), cid)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "cgroupsPath" in proc.stderr or fragment in proc.stderr
+    assert not (rt.root / cid).exists()
+
+
+def test_device_outside_allow_list_cannot_be_opened(rt):
+    # The host's /dev/kmsg bound in: visible, but not in the devices cgroup's allow list.
+    config = container_config(["sh", "-c", "head -c1 /dev/full >/dev/null && echo full-ok; "
+                                           "head -c1 /mnt/kmsg >/dev/null 2>&1 && echo opened || echo denied"])
+    config["mounts"].append({"destination": "/mnt/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]})
+    config["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.stdout.split() == ["full-ok", "denied"], proc.stderr
