@@ -122,6 +122,10 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
 
         sync.recv(parent_sock, "hooks")
         hook_state = oci_state(state, CREATING)
+        # From here on hooks may have made things outside the container (a network, say):
+        # a create that fails runs the poststop hooks once the init is gone, as runc does
+        # when it destroys a container, so they can undo it.
+        undo.push("run poststop hooks", lambda: _poststop_after_failure(state))
         hooks.run_hooks(config, "prestart", hook_state)
         hooks.run_hooks(config, "createRuntime", hook_state)
         sync.send(parent_sock, "hooks-done", state=oci_state(state, CREATED))
@@ -133,6 +137,13 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
             console.close()
     state.creating = False
     cdir.save(state)
+
+
+def _poststop_after_failure(state: ContainerState) -> None:
+    from pyruntime import hooks
+
+    _kill_and_wait(state.pid)
+    hooks.run_hooks(state.config, "poststop", oci_state(state, STOPPED), fatal=False)
 
 
 def _recv_either(sock, kinds: tuple[str, ...]) -> dict:

@@ -1,0 +1,303 @@
+"""A CNI runtime: runs a network configuration list's plugins the way the CNI specification
+asks a container runtime to.
+
+ADD runs the plugins in order, each one receiving the previous one's result as `prevResult`;
+the final result and the list it came from are cached on disk. DEL runs the plugins in reverse
+order with the cached result as `prevResult`, and still runs them when the cache or the
+network namespace is gone, so that addresses, links and rules are released whatever happened.
+CHECK runs them in order against the cached result.
+
+Everything here is standard library only: the hooks that use it start in a few tens of ms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+from pyruntime.errors import RuntimeUserError
+
+DEFAULT_CNI_PATH = ("/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni")
+DEFAULT_CACHE_DIR = "/var/lib/pyruntime/cni/results"
+DEFAULT_PLUGIN_TIMEOUT = 20.0
+# Plugins call iptables, ip, modprobe...: they need a PATH even when the hook got none.
+SANE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Error codes of the specification that a runtime may produce itself.
+ERR_INVALID_CONFIG = 7
+ERR_IO = 5
+
+
+class CNIError(RuntimeUserError):
+    """A network configuration or a plugin failed; the message names the plugin and its msg."""
+
+    def __init__(self, message: str, code: int = 0, plugin: str | None = None, details: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.plugin = plugin
+        self.details = details
+
+
+# -- network configuration lists -------------------------------------------------------------
+def parse_conflist(data: dict | str | bytes, source: str = "network configuration") -> dict:
+    """Check the shape a runtime relies on: cniVersion, name, a non-empty plugins list, each
+    plugin naming its `type`. A single network config (no `plugins`) becomes a one-plugin list."""
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except ValueError as e:
+            raise CNIError(f"{source}: not valid JSON: {e}", ERR_INVALID_CONFIG) from None
+    if not isinstance(data, dict):
+        raise CNIError(f"{source}: expected a JSON object", ERR_INVALID_CONFIG)
+    if "plugins" not in data and "type" in data:
+        single = dict(data)
+        data = {"cniVersion": single.pop("cniVersion", None), "name": single.pop("name", None),
+                "plugins": [single]}
+    for key in ("cniVersion", "name"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise CNIError(f"{source}: {key!r} must be a non-empty string", ERR_INVALID_CONFIG)
+    plugins = data.get("plugins")
+    if not isinstance(plugins, list) or not plugins:
+        raise CNIError(f"{source}: 'plugins' must be a non-empty list", ERR_INVALID_CONFIG)
+    for index, plugin in enumerate(plugins):
+        if not isinstance(plugin, dict) or not isinstance(plugin.get("type"), str) or not plugin["type"]:
+            raise CNIError(f"{source}: plugins[{index}] needs a 'type'", ERR_INVALID_CONFIG)
+        if "/" in plugin["type"]:
+            raise CNIError(f"{source}: plugins[{index}].type must be a plain name", ERR_INVALID_CONFIG)
+    return data
+
+
+def load_conflist(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return parse_conflist(f.read(), path)
+    except OSError as e:
+        raise CNIError(f"{path}: {e.strerror}", ERR_IO) from None
+
+
+# -- what each plugin receives (pure) --------------------------------------------------------
+def plugin_config(conflist: dict, plugin: dict, prev_result: dict | None,
+                  capability_args: dict | None) -> dict:
+    """The stdin of one plugin: its own config plus the list's name and cniVersion, the
+    previous result, and `runtimeConfig` holding only the capabilities it declares."""
+    conf = {k: v for k, v in plugin.items() if k not in ("capabilities", "runtimeConfig")}
+    conf["name"] = conflist["name"]
+    conf["cniVersion"] = conflist["cniVersion"]
+    if "capabilities" in plugin:
+        conf["capabilities"] = plugin["capabilities"]
+    runtime_config = dict(plugin.get("runtimeConfig") or {})
+    for capability, enabled in (plugin.get("capabilities") or {}).items():
+        if enabled and capability_args and capability in capability_args:
+            runtime_config[capability] = capability_args[capability]
+    if runtime_config:
+        conf["runtimeConfig"] = runtime_config
+    if prev_result is not None:
+        conf["prevResult"] = prev_result
+    return conf
+
+
+def plugin_env(command: str, container_id: str, netns: str, ifname: str,
+               cni_path: list[str], args: str = "", base: dict | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env.setdefault("PATH", SANE_PATH)
+    env.update(CNI_COMMAND=command, CNI_CONTAINERID=container_id, CNI_NETNS=netns,
+               CNI_IFNAME=ifname, CNI_ARGS=args, CNI_PATH=os.pathsep.join(cni_path))
+    return env
+
+
+def cache_name(network: str, container_id: str, ifname: str) -> str:
+    return f"{network}-{container_id}-{ifname}.json"
+
+
+def format_plugin_error(plugin: str, command: str, doc: dict) -> str:
+    msg = str(doc.get("msg") or "unknown error")
+    details = doc.get("details")
+    text = f"CNI plugin {plugin} {command} failed: {msg}"
+    if details and details != msg:
+        text += f" ({details})"
+    if doc.get("code"):
+        text += f" [code {doc['code']}]"
+    return text
+
+
+# -- execution -------------------------------------------------------------------------------
+def find_plugin(plugin_type: str, cni_path: list[str]) -> str:
+    for directory in cni_path:
+        candidate = os.path.join(directory, plugin_type)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise CNIError(f"CNI plugin {plugin_type!r} not found in {os.pathsep.join(cni_path)}",
+                   ERR_IO, plugin_type)
+
+
+def _die_with_parent() -> None:
+    # A hook killed by its timeout must not leave a plugin working on behind its back: the
+    # runtime's rollback (poststop DEL) would race with it.
+    from pyruntime import linux
+
+    linux.set_pdeathsig(signal.SIGKILL)
+    os.setpgid(0, 0)
+
+
+def exec_plugin(path: str, command: str, env: dict[str, str], conf: dict, timeout: float) -> dict | None:
+    """Run one plugin; its parsed stdout, or CNIError with the plugin's own error message."""
+    plugin = os.path.basename(path)
+    try:
+        proc = subprocess.Popen([path], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, close_fds=True, cwd="/",
+                                preexec_fn=_die_with_parent)
+    except OSError as e:
+        raise CNIError(f"CNI plugin {plugin} could not be run: {e.strerror}", ERR_IO, plugin) from None
+    try:
+        out, err = proc.communicate(json.dumps(conf).encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise CNIError(f"CNI plugin {plugin} {command} timed out after {timeout:g}s",
+                       ERR_IO, plugin) from None
+    return _parse_output(plugin, command, proc.returncode, out, err)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
+def _parse_output(plugin: str, command: str, returncode: int, out: bytes, err: bytes) -> dict | None:
+    text = out.decode(errors="replace").strip()
+    doc = None
+    if text:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+    if returncode != 0:
+        if isinstance(doc, dict) and "msg" in doc:
+            raise CNIError(format_plugin_error(plugin, command, doc), int(doc.get("code") or 0),
+                           plugin, str(doc.get("details") or ""))
+        detail = (err.decode(errors="replace").strip() or text or f"exit status {returncode}")
+        raise CNIError(f"CNI plugin {plugin} {command} failed: {detail}", 0, plugin)
+    if text and not isinstance(doc, dict):
+        raise CNIError(f"CNI plugin {plugin} {command} printed something that is not a JSON "
+                       f"object: {text[:200]}", 6, plugin)
+    return doc
+
+
+class CNIRuntime:
+    """Runs network configuration lists for one container attachment at a time."""
+
+    def __init__(self, cni_path: list[str] | None = None, cache_dir: str = DEFAULT_CACHE_DIR,
+                 timeout: float = DEFAULT_PLUGIN_TIMEOUT, log=None):
+        self.cni_path = list(cni_path) if cni_path else list(DEFAULT_CNI_PATH)
+        self.cache_dir = cache_dir
+        self.timeout = timeout
+        self.log = log or (lambda message: None)
+
+    # -- cache ---------------------------------------------------------------------------
+    def cache_path(self, network: str, container_id: str, ifname: str) -> str:
+        return os.path.join(self.cache_dir, cache_name(network, container_id, ifname))
+
+    def cached(self, network: str, container_id: str, ifname: str) -> dict | None:
+        """{"config": conflist, "result": result, "netns": ..., ...} as written by add()."""
+        try:
+            with open(self.cache_path(network, container_id, ifname)) as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def _write_cache(self, network: str, container_id: str, ifname: str, doc: dict) -> None:
+        os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
+        path = self.cache_path(network, container_id, ifname)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.rename(tmp, path)
+
+    def _remove_cache(self, network: str, container_id: str, ifname: str) -> None:
+        try:
+            os.unlink(self.cache_path(network, container_id, ifname))
+        except FileNotFoundError:
+            pass
+
+    # -- commands ------------------------------------------------------------------------
+    def _invoke(self, command: str, conflist: dict, plugin: dict, container_id: str, netns: str,
+                ifname: str, args: str, prev_result: dict | None, capability_args: dict | None):
+        path = find_plugin(plugin["type"], self.cni_path)
+        env = plugin_env(command, container_id, netns, ifname, self.cni_path, args)
+        conf = plugin_config(conflist, plugin, prev_result, capability_args)
+        self.log(f"{command} {conflist['name']}: {plugin['type']}")
+        return exec_plugin(path, command, env, conf, self.timeout)
+
+    def add(self, conflist: dict, container_id: str, netns: str, ifname: str = "eth0",
+            args: str = "", capability_args: dict | None = None) -> dict:
+        """ADD every plugin in order; on any failure, DEL the whole list (plugins must accept
+        a DEL for what they never made) so a failed ADD leaves nothing, then raise."""
+        result: dict | None = None
+        try:
+            for plugin in conflist["plugins"]:
+                result = self._invoke("ADD", conflist, plugin, container_id, netns, ifname,
+                                      args, result, capability_args)
+            if result is None:
+                raise CNIError(f"network {conflist['name']}: the last plugin returned no result")
+            self._write_cache(conflist["name"], container_id, ifname, {
+                "kind": "cniCacheV1", "containerId": container_id, "ifName": ifname,
+                "networkName": conflist["name"], "netns": netns, "cniArgs": args,
+                "capabilityArgs": capability_args or {}, "config": conflist, "result": result})
+            return result
+        except BaseException:
+            self._rollback(conflist, container_id, netns, ifname, args, result, capability_args)
+            raise
+
+    def _rollback(self, conflist, container_id, netns, ifname, args, result, capability_args):
+        try:
+            self.delete(conflist, container_id, netns, ifname, args, capability_args,
+                        prev_result=result)
+        except CNIError as e:
+            self.log(f"rollback of network {conflist['name']}: {e}")
+
+    def delete(self, conflist: dict | None, container_id: str, netns: str, ifname: str = "eth0",
+               args: str = "", capability_args: dict | None = None, *,
+               network: str | None = None, prev_result: dict | None = None) -> None:
+        """DEL in reverse order. The cached list and result win over what the caller passes
+        (the list on disk may have changed since ADD); every plugin runs even if one fails,
+        and the first failure is raised at the end. The cache goes once all succeeded."""
+        name = network or (conflist or {}).get("name")
+        if name is None:
+            raise CNIError("DEL needs a network configuration or a network name")
+        cache = self.cached(name, container_id, ifname)
+        if cache is not None:
+            conflist = cache.get("config") or conflist
+            prev_result = cache.get("result", prev_result)
+            if capability_args is None:
+                capability_args = cache.get("capabilityArgs")
+            args = args or cache.get("cniArgs", "")
+        if conflist is None:
+            self.log(f"DEL {name}: no cached configuration, nothing to run")
+            return
+        if netns and not os.path.exists(netns):
+            netns = ""  # the specification allows an empty CNI_NETNS on DEL
+        first_error: CNIError | None = None
+        for plugin in reversed(conflist["plugins"]):
+            try:
+                self._invoke("DEL", conflist, plugin, container_id, netns, ifname, args,
+                             prev_result, capability_args)
+            except CNIError as e:
+                self.log(str(e))
+                first_error = first_error or e
+        if first_error is not None:
+            raise first_error
+        self._remove_cache(name, container_id, ifname)
+
+    def check(self, conflist: dict, container_id: str, netns: str, ifname: str = "eth0",
+              args: str = "") -> None:
+        cache = self.cached(conflist["name"], container_id, ifname)
+        if cache is None:
+            raise CNIError(f"CHECK {conflist['name']}: no cached result for {container_id}/{ifname}")
+        for plugin in conflist["plugins"]:
+            self._invoke("CHECK", conflist, plugin, container_id, netns, ifname, args,
+                         cache.get("result"), cache.get("capabilityArgs"))
