@@ -285,16 +285,25 @@ def list_command(ctx: Context, fmt, quiet):
 @main_group.command()
 @bundle_option
 @click.option("--rootless", is_flag=True, help="A config for running without root (user namespace).")
-def spec(bundle, rootless):
+@click.option("--network", default=None,
+              help="bridge[:NAME], host, none or container:ID (bridge puts the network hook in).")
+@click.option("--publish", "-p", multiple=True,
+              help="Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp] (bridge).")
+def spec(bundle, rootless, network, publish):
     """Write a default config.json into the bundle."""
     from pyruntime import spec as specs
 
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise RuntimeUserError(f"{path} exists: remove it first")
+    config = specs.default_spec(rootless=rootless)
+    if network or publish:
+        from pyruntime.network.spec import apply_network
+
+        config = apply_network(config, network or "bridge", publish=publish)
     try:
         with open(path, "w") as f:
-            json.dump(specs.default_spec(rootless=rootless), f, indent=2)
+            json.dump(config, f, indent=2)
             f.write("\n")
     except OSError as e:
         raise RuntimeUserError(f"cannot write {path}: {e.strerror}") from None
