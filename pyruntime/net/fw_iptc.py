@@ -1,0 +1,109 @@
+"""Legacy x_tables through python-iptables: builds libiptc rules from the shared rule model.
+
+Imported only when the iptables backend is in use: python-iptables costs ~280 ms to import.
+"""
+
+from __future__ import annotations
+
+from pyruntime.cni.errors import IO_FAILURE, CniError
+from pyruntime.net import rules
+
+
+def _iptc():
+    try:
+        import iptc
+    except Exception as e:  # missing libiptc / xtables shows up as OSError or XTablesError
+        raise CniError(IO_FAILURE, "python-iptables is not usable", str(e)) from None
+    return iptc
+
+
+def _table(iptc, family: int, name: str):
+    cls = iptc.Table if family == 4 else iptc.Table6
+    table = cls(name)
+    table.autocommit = False
+    table.refresh()
+    return table
+
+
+def build_rule(iptc, family: int, args: list[str] | tuple[str, ...]):
+    """An iptc.Rule from iptables arguments (the subset rules.py writes)."""
+    rule = iptc.Rule() if family == 4 else iptc.Rule6()
+    current = None
+    negate = False
+    i = 0
+    while i < len(args):
+        flag = args[i]
+        if flag == "!":
+            negate = True
+            i += 1
+            continue
+        value = args[i + 1].strip('"')
+        text = ("!" + value) if negate else value
+        negate = False
+        if flag == "-s":
+            rule.src = text
+        elif flag == "-d":
+            rule.dst = text
+        elif flag == "-i":
+            rule.in_interface = text
+        elif flag == "-o":
+            rule.out_interface = text
+        elif flag == "-p":
+            rule.protocol = value
+        elif flag == "-m":
+            current = rule.create_match(value)
+        elif flag == "-j":
+            current = rule.create_target(value)
+        elif flag.startswith("--") and current is not None:
+            setattr(current, flag[2:].replace("-", "_"), text)
+        else:
+            raise ValueError(f"unsupported iptables argument {flag}")
+        i += 2
+    return rule
+
+
+def write(plans: list[rules.Plan]) -> None:
+    iptc = _iptc()
+    try:
+        for family in (4, 6):
+            fam_plans = [p for p in plans if p.family == family]
+            if not fam_plans:
+                continue
+            tables = {}
+            for p in fam_plans:
+                for table, chain in p.chains:
+                    t = tables.get(table) or tables.setdefault(table, _table(iptc, family, table))
+                    if not t.is_chain(chain):
+                        t.create_chain(chain)
+                for r in p.rules:
+                    t = tables.get(r.table) or tables.setdefault(r.table, _table(iptc, family, r.table))
+                    chain = iptc.Chain(t, r.chain)
+                    rule = build_rule(iptc, family, r.args)
+                    if r.first:
+                        chain.insert_rule(rule)
+                    else:
+                        chain.append_rule(rule)
+            for t in tables.values():
+                t.commit()
+                t.refresh()
+    except iptc.IPTCError as e:
+        raise CniError(IO_FAILURE, "iptables (legacy) update failed", str(e)) from None
+
+
+def delete(family: int, owned: dict[str, dict]) -> None:
+    iptc = _iptc()
+    try:
+        for name, part in owned.items():
+            t = _table(iptc, family, name)
+            for line in part["rules"]:
+                words = line.split(" ")
+                iptc.Chain(t, words[1]).delete_rule(build_rule(iptc, family, words[2:]))
+            for chain in part["chains"]:
+                if t.is_chain(chain):
+                    c = iptc.Chain(t, chain)
+                    c.flush()
+                    c.delete()
+            t.commit()
+            t.refresh()
+    except iptc.IPTCError as e:
+        raise CniError(IO_FAILURE, "iptables (legacy) update failed", str(e)) from None
