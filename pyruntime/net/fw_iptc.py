@@ -1,9 +1,13 @@
 """Legacy x_tables through python-iptables: builds libiptc rules from the shared rule model.
 
 Imported only when the iptables backend is in use: python-iptables costs ~280 ms to import.
+libxtables loads each extension (MASQUERADE, DNAT, ...) for a single address family per
+process, so every family's update runs in a forked child that has loaded none yet.
 """
 
 from __future__ import annotations
+
+import os
 
 from pyruntime.cni.errors import IO_FAILURE, CniError
 from pyruntime.net import rules
@@ -62,35 +66,70 @@ def build_rule(iptc, family: int, args: list[str] | tuple[str, ...]):
     return rule
 
 
+def _in_child(fn, *args) -> None:
+    """Run fn in a forked child; its CniError (or any failure) comes back as ours."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        code = 0
+        try:
+            fn(*args)
+        except CniError as e:
+            os.write(write_end, f"{e.code}\n{e.msg}\n{e.details}".encode())
+            code = 1
+        except BaseException as e:
+            os.write(write_end, f"{IO_FAILURE}\niptables (legacy) update failed\n{type(e).__name__}: {e}".encode())
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        report = f.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        code, msg, details = (report.split("\n", 2) + ["", "", ""])[:3] if report else ("", "", "")
+        raise CniError(int(code) if code.isdigit() else IO_FAILURE,
+                       msg or "iptables (legacy) update failed", details or f"child exited with status {status}")
+
+
 def write(plans: list[rules.Plan]) -> None:
-    iptc = _iptc()
-    try:
-        for family in (4, 6):
-            fam_plans = [p for p in plans if p.family == family]
-            if not fam_plans:
-                continue
-            tables = {}
-            for p in fam_plans:
-                for table, chain in p.chains:
-                    t = tables.get(table) or tables.setdefault(table, _table(iptc, family, table))
-                    if not t.is_chain(chain):
-                        t.create_chain(chain)
-                for r in p.rules:
-                    t = tables.get(r.table) or tables.setdefault(r.table, _table(iptc, family, r.table))
-                    chain = iptc.Chain(t, r.chain)
-                    rule = build_rule(iptc, family, r.args)
-                    if r.first:
-                        chain.insert_rule(rule)
-                    else:
-                        chain.append_rule(rule)
-            for t in tables.values():
-                t.commit()
-                t.refresh()
-    except iptc.IPTCError as e:
-        raise CniError(IO_FAILURE, "iptables (legacy) update failed", str(e)) from None
+    _iptc()           # import once here; the children inherit the module, not loaded extensions
+    for family in (4, 6):
+        fam_plans = [p for p in plans if p.family == family]
+        if fam_plans:
+            _in_child(_write_family, family, fam_plans)
 
 
 def delete(family: int, owned: dict[str, dict]) -> None:
+    _iptc()
+    _in_child(_delete_family, family, owned)
+
+
+def _write_family(family: int, fam_plans: list[rules.Plan]) -> None:
+    iptc = _iptc()
+    try:
+        tables = {}
+        for p in fam_plans:
+            for table, chain in p.chains:
+                t = tables.get(table) or tables.setdefault(table, _table(iptc, family, table))
+                if not t.is_chain(chain):
+                    t.create_chain(chain)
+            for r in p.rules:
+                t = tables.get(r.table) or tables.setdefault(r.table, _table(iptc, family, r.table))
+                chain = iptc.Chain(t, r.chain)
+                rule = build_rule(iptc, family, r.args)
+                if r.first:
+                    chain.insert_rule(rule)
+                else:
+                    chain.append_rule(rule)
+        for t in tables.values():
+            t.commit()
+            t.refresh()
+    except (iptc.IPTCError, iptc.XTablesError) as e:
+        raise CniError(IO_FAILURE, "iptables (legacy) update failed", str(e)) from None
+
+
+def _delete_family(family: int, owned: dict[str, dict]) -> None:
     iptc = _iptc()
     try:
         for name, part in owned.items():
@@ -105,5 +144,5 @@ def delete(family: int, owned: dict[str, dict]) -> None:
                     c.delete()
             t.commit()
             t.refresh()
-    except iptc.IPTCError as e:
+    except (iptc.IPTCError, iptc.XTablesError) as e:
         raise CniError(IO_FAILURE, "iptables (legacy) update failed", str(e)) from None
