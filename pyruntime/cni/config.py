@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
-
 from pyruntime.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
+from pyruntime.cni.record import Record
 from pyruntime.cni.request import check_network_name
 
 DEFAULT_BRIDGE = "pyr0"
@@ -21,57 +20,36 @@ def _invalid(msg: str, details: str = "") -> CniError:
     return CniError(INVALID_CONFIG, msg, details)
 
 
-@dataclass(frozen=True)
-class PortMapping:
-    host_port: int
-    container_port: int
-    protocol: str = "tcp"
-    host_ip: str = ""          # "" = every local address of the host's family
+class PortMapping(Record):
+    """host_ip "" means every local address of the family (or of both families)."""
+    __slots__ = ("host_port", "container_port", "protocol", "host_ip")
+    _defaults = {"protocol": "tcp", "host_ip": ""}
 
 
-@dataclass(frozen=True)
-class Range:
-    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
-    start: ipaddress.IPv4Address | ipaddress.IPv6Address
-    end: ipaddress.IPv4Address | ipaddress.IPv6Address
-    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+class Range(Record):
+    """subnet: an ipaddress network; start, end, gateway: addresses in it (gateway may be None)."""
+    __slots__ = ("subnet", "start", "end", "gateway")
 
     def __contains__(self, ip) -> bool:
         return ip.version == self.start.version and self.start <= ip <= self.end
 
 
-@dataclass
-class IpamConf:
-    type: str
-    range_sets: list[list[Range]] = field(default_factory=list)
-    routes: list[tuple] = field(default_factory=list)      # (dst network, gw or None)
-    data_dir: str = DEFAULT_DATA_DIR
-    raw: dict = field(default_factory=dict)
+class IpamConf(Record):
+    """range_sets: list of lists of Range; routes: (dst network, gw or None) pairs."""
+    __slots__ = ("type", "range_sets", "routes", "data_dir", "raw")
+    _defaults = {"range_sets": list, "routes": list, "data_dir": DEFAULT_DATA_DIR, "raw": dict}
 
 
-@dataclass
-class BridgeConf:
-    cni_version: str
-    name: str
-    type: str
-    bridge: str = DEFAULT_BRIDGE
-    mtu: int = 0
-    is_gateway: bool = False
-    is_default_gateway: bool = False
-    force_address: bool = False
-    ip_masq: bool = False
-    hairpin_mode: bool = False
-    promisc_mode: bool = False
-    vlan: int = 0
-    mac: str = ""
-    port_mappings: list[PortMapping] = field(default_factory=list)
-    requested_ips: list = field(default_factory=list)
-    firewall_backend: str = "auto"
-    masq_mark_bit: int = 13
-    ipam: IpamConf | None = None
-    dns: dict = field(default_factory=dict)
-    prev_result: dict | None = None
-    raw: dict = field(default_factory=dict)
+class BridgeConf(Record):
+    __slots__ = ("cni_version", "name", "type", "bridge", "mtu", "is_gateway", "is_default_gateway",
+                 "force_address", "ip_masq", "hairpin_mode", "promisc_mode", "vlan", "mac",
+                 "port_mappings", "requested_ips", "firewall_backend", "masq_mark_bit", "ipam",
+                 "dns", "prev_result", "raw")
+    _defaults = {"bridge": DEFAULT_BRIDGE, "mtu": 0, "is_gateway": False, "is_default_gateway": False,
+                 "force_address": False, "ip_masq": False, "hairpin_mode": False, "promisc_mode": False,
+                 "vlan": 0, "mac": "", "port_mappings": list, "requested_ips": list,
+                 "firewall_backend": "auto", "masq_mark_bit": 13, "ipam": None, "dns": dict,
+                 "prev_result": None, "raw": dict}
 
 
 def _bool(conf: dict, key: str) -> bool:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-
 from pyruntime.cni.errors import DECODE_FAILURE, INVALID_CONFIG, INVALID_ENV, CniError
+from pyruntime.cni.record import Record
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
 
@@ -24,14 +23,9 @@ _CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
-@dataclass
-class Request:
-    command: str
-    container_id: str = ""
-    netns: str = ""
-    ifname: str = ""
-    args: dict[str, str] = field(default_factory=dict)
-    path: list[str] = field(default_factory=list)
+class Request(Record):
+    __slots__ = ("command", "container_id", "netns", "ifname", "args", "path")
+    _defaults = {"container_id": "", "netns": "", "ifname": "", "args": dict, "path": list}
 
 
 def parse_env(env: dict[str, str]) -> Request:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 
 from pyruntime.cni import version as cniver
 from pyruntime.cni.errors import DECODE_FAILURE, CniError
+from pyruntime.cni.record import Record
 
 
-@dataclass
-class Interface:
-    name: str
-    mac: str = ""
-    sandbox: str = ""
-    mtu: int = 0
+class Interface(Record):
+    __slots__ = ("name", "mac", "sandbox", "mtu")
+    _defaults = {"mac": "", "sandbox": "", "mtu": 0}
 
     def to_json(self, v: str) -> dict:
         out: dict = {"name": self.name}
@@ -27,11 +24,11 @@ class Interface:
         return out
 
 
-@dataclass
-class IPConfig:
-    address: ipaddress.IPv4Interface | ipaddress.IPv6Interface
-    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
-    interface: int | None = None
+class IPConfig(Record):
+    """address: an ipaddress interface (ip + prefix); gateway: an address or None;
+    interface: index into the result's interfaces, or None."""
+    __slots__ = ("address", "gateway", "interface")
+    _defaults = {"gateway": None, "interface": None}
 
     def to_json(self, v: str) -> dict:
         out: dict = {}
@@ -45,10 +42,10 @@ class IPConfig:
         return out
 
 
-@dataclass
-class Route:
-    dst: ipaddress.IPv4Network | ipaddress.IPv6Network
-    gw: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+class Route(Record):
+    """dst: an ipaddress network; gw: an address or None (the interface's gateway)."""
+    __slots__ = ("dst", "gw")
+    _defaults = {"gw": None}
 
     def to_json(self) -> dict:
         out = {"dst": str(self.dst)}
@@ -57,12 +54,9 @@ class Route:
         return out
 
 
-@dataclass
-class Result:
-    interfaces: list[Interface] = field(default_factory=list)
-    ips: list[IPConfig] = field(default_factory=list)
-    routes: list[Route] = field(default_factory=list)
-    dns: dict = field(default_factory=dict)
+class Result(Record):
+    __slots__ = ("interfaces", "ips", "routes", "dns")
+    _defaults = {"interfaces": list, "ips": list, "routes": list, "dns": dict}
 
     def to_json(self, v: str) -> dict:
         if cniver.at_least(v, "0.3.0"):

@@ -20,21 +20,18 @@ Every rule in a built-in chain carries the comment pyruntime/<tag>/<network>/<co
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-
 from pyruntime.cni.config import PortMapping
+from pyruntime.cni.record import Record
 from pyruntime.net import naming
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 LOOPBACK4 = "127.0.0.0/8"
 
 
-@dataclass(frozen=True)
-class Rule:
-    table: str
-    chain: str
-    args: tuple[str, ...]
-    first: bool = False          # insert at the top of the chain instead of appending
+class Rule(Record):
+    """args: iptables arguments after the chain; first: insert at the top instead of appending."""
+    __slots__ = ("table", "chain", "args", "first")
+    _defaults = {"first": False}
 
     def save_line(self) -> str:
         return " ".join(("-A", self.chain) + self.args)
@@ -47,28 +44,20 @@ class Rule:
         return self.save_line()
 
 
-@dataclass
-class Plan:
-    """Everything one attachment needs in one address family."""
-    family: int
-    tag: str
-    chains: list[tuple[str, str]] = field(default_factory=list)     # (table, chain)
-    rules: list[Rule] = field(default_factory=list)
+class Plan(Record):
+    """Everything one attachment needs in one address family: (table, chain) pairs and Rules."""
+    __slots__ = ("family", "tag", "chains", "rules")
+    _defaults = {"chains": list, "rules": list}
 
     def __bool__(self) -> bool:
         return bool(self.rules)
 
 
-@dataclass(frozen=True)
-class Attachment:
-    network: str
-    container_id: str
-    ifname: str
-    bridge: str
-    addresses: tuple          # ipaddress interfaces of the container (ip + subnet)
-    ip_masq: bool = False
-    port_mappings: tuple[PortMapping, ...] = ()
-    mark_bit: int = 13
+class Attachment(Record):
+    """addresses: the container's ipaddress interfaces (ip + subnet); port_mappings: PortMappings."""
+    __slots__ = ("network", "container_id", "ifname", "bridge", "addresses", "ip_masq",
+                 "port_mappings", "mark_bit")
+    _defaults = {"ip_masq": False, "port_mappings": (), "mark_bit": 13}
 
     @property
     def tag(self) -> str:

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Time pyruntime-bridge against the reference CNI chain, inside a throwaway netns.
+
+  python bench/cni_bench.py [--runs 30] [--scale 500] [--backend auto|nftables|iptables]
+
+1. ADD+DEL of one attachment with the same settings (bridge, isGateway, ipMasq, hairpin,
+   host-local IPAM, one published port):
+     ours:      pyruntime-bridge                          (one process)
+     reference: bridge(+host-local) then portmap; DEL in reverse order (three processes)
+   Medians over --runs, and the ratio ours/reference.
+2. ADD latency of our plugin with --scale attachments already on the bridge vs none.
+
+Everything happens inside a fresh "host" netns and per-container netns that are removed at the
+end; the host's own interfaces and rules are never touched. Needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFERENCE_DIR = "/usr/lib/cni"
+
+
+def sh(*cmd):
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+class Bench:
+    def __init__(self, backend: str):
+        self.id = uuid.uuid4().hex[:6]
+        self.host = f"pyrb-h-{self.id}"
+        self.tmp = tempfile.mkdtemp(prefix="pyrb-")
+        self.bin = os.path.join(self.tmp, "bin")
+        os.mkdir(self.bin)
+        wrapper = os.path.join(self.bin, "pyruntime-bridge")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/sh\nexec {sys.executable} -m pyruntime.cni.bridge \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        self.backend = backend
+        self.netns: list[str] = []
+        sh("ip", "netns", "add", self.host)
+        self.netns.append(self.host)
+        self.exec(["ip", "link", "set", "lo", "up"])
+
+    def exec(self, cmd, **kw):
+        return subprocess.run(["ip", "netns", "exec", self.host] + cmd, capture_output=True, **kw)
+
+    def sandbox(self, name: str) -> str:
+        ns = f"pyrb-c-{self.id}-{name}"
+        sh("ip", "netns", "add", ns)
+        self.netns.append(ns)
+        return ns
+
+    def env(self, command: str, cid: str, ns: str) -> dict:
+        env = dict(os.environ, CNI_COMMAND=command, CNI_CONTAINERID=cid, CNI_NETNS=f"/run/netns/{ns}",
+                   CNI_IFNAME="eth0", CNI_PATH=f"{self.bin}:{REFERENCE_DIR}", PYTHONPATH=REPO)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        return env
+
+    def call(self, plugin: str, command: str, conf: dict, cid: str, ns: str) -> dict | None:
+        proc = self.exec([plugin], input=json.dumps(conf).encode(), env=self.env(command, cid, ns))
+        if proc.returncode != 0:
+            raise RuntimeError(f"{os.path.basename(plugin)} {command} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
+        return json.loads(proc.stdout) if proc.stdout.strip() else None
+
+    # -- configurations with the same settings ------------------------------------------------
+    def ours(self, subnet="10.66.0.0/16") -> dict:
+        return {"cniVersion": "1.0.0", "name": f"pyrb-ours-{self.id}", "type": "pyruntime-bridge",
+                "bridge": "pyrbours0", "isGateway": True, "isDefaultGateway": True, "ipMasq": True,
+                "hairpinMode": True, "firewallBackend": self.backend,
+                "ipam": {"type": "pyruntime-bridge", "subnet": subnet, "dataDir": os.path.join(self.tmp, "ipam")},
+                "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}}
+
+    def reference(self) -> tuple[dict, dict]:
+        name = f"pyrb-ref-{self.id}"
+        bridge = {"cniVersion": "1.0.0", "name": name, "type": "bridge", "bridge": "pyrbref0",
+                  "isGateway": True, "isDefaultGateway": True, "ipMasq": True, "hairpinMode": True,
+                  "ipam": {"type": "host-local", "subnet": "10.67.0.0/16", "dataDir": os.path.join(self.tmp, "ipam")}}
+        portmap = {"cniVersion": "1.0.0", "name": name, "type": "portmap", "capabilities": {"portMappings": True},
+                   "runtimeConfig": {"portMappings": [{"hostPort": 8081, "containerPort": 80, "protocol": "tcp"}]}}
+        return bridge, portmap
+
+    # -- measurements ---------------------------------------------------------------------------
+    def time_ours(self, ns: str, cid: str) -> tuple[float, float]:
+        conf = self.ours()
+        t0 = time.perf_counter()
+        self.call(os.path.join(self.bin, "pyruntime-bridge"), "ADD", conf, cid, ns)
+        t1 = time.perf_counter()
+        self.call(os.path.join(self.bin, "pyruntime-bridge"), "DEL", conf, cid, ns)
+        return t1 - t0, time.perf_counter() - t1
+
+    def time_reference(self, ns: str, cid: str) -> tuple[float, float]:
+        bridge, portmap = self.reference()
+        t0 = time.perf_counter()
+        res = self.call(f"{REFERENCE_DIR}/bridge", "ADD", bridge, cid, ns)
+        self.call(f"{REFERENCE_DIR}/portmap", "ADD", dict(portmap, prevResult=res), cid, ns)
+        t1 = time.perf_counter()
+        self.call(f"{REFERENCE_DIR}/portmap", "DEL", dict(portmap, prevResult=res), cid, ns)
+        self.call(f"{REFERENCE_DIR}/bridge", "DEL", bridge, cid, ns)
+        return t1 - t0, time.perf_counter() - t1
+
+    def close(self):
+        for ns in reversed(self.netns):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:7.1f} ms"
+
+
+def compare(b: Bench, runs: int) -> dict:
+    ns = b.sandbox("cmp")
+    ours, ref = [], []
+    for i in range(runs + 1):                      # first round warms caches and creates bridges
+        o = b.time_ours(ns, f"cmp-{i}")
+        r = b.time_reference(ns, f"cmp-{i}")
+        if i:
+            ours.append(o)
+            ref.append(r)
+    out = {}
+    for label, idx in (("ADD", 0), ("DEL", 1)):
+        out[label] = (statistics.median(x[idx] for x in ours), statistics.median(x[idx] for x in ref))
+    out["ADD+DEL"] = (statistics.median(sum(x) for x in ours), statistics.median(sum(x) for x in ref))
+    print(f"\n{'':8} {'pyruntime-bridge':>16} {'reference chain':>16} {'ratio':>7}")
+    for label, (o, r) in out.items():
+        print(f"{label:8} {ms(o):>16} {ms(r):>16} {o / r:7.2f}")
+    return out
+
+
+def scale(b: Bench, n: int, samples: int) -> dict:
+    conf = b.ours("10.68.0.0/16")
+    conf["name"] = f"pyrb-scale-{b.id}"
+    conf["bridge"] = "pyrbscale0"
+    plugin = os.path.join(b.bin, "pyruntime-bridge")
+    probes = [b.sandbox(f"probe{i}") for i in range(samples)]
+
+    def sample() -> float:
+        times = []
+        for i, ns in enumerate(probes):
+            t0 = time.perf_counter()
+            b.call(plugin, "ADD", dict(conf, runtimeConfig={}), f"probe-{i}", ns)
+            times.append(time.perf_counter() - t0)
+            b.call(plugin, "DEL", dict(conf, runtimeConfig={}), f"probe-{i}", ns)
+        return statistics.median(times)
+
+    sample()                                     # warm up: creates the bridge
+    empty = sample()
+    print(f"\nfilling the bridge with {n} attachments...", flush=True)
+    filler = [b.sandbox(f"f{i}") for i in range(n)]
+
+    def fill(i):
+        c = dict(conf, runtimeConfig={"portMappings": [{"hostPort": 20000 + i, "containerPort": 80}]})
+        b.call(plugin, "ADD", c, f"fill-{i}", filler[i])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(fill, range(n)))
+    full = sample()
+    print(f"ADD with    0 attachments: {ms(empty)}")
+    print(f"ADD with {n:4} attachments: {ms(full)}   ratio {full / empty:.2f}")
+
+    def drain(i):
+        c = dict(conf, runtimeConfig={"portMappings": [{"hostPort": 20000 + i, "containerPort": 80}]})
+        b.call(plugin, "DEL", c, f"fill-{i}", filler[i])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(drain, range(n)))
+    return {"empty": empty, "full": full}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--scale", type=int, default=500)
+    ap.add_argument("--samples", type=int, default=15)
+    ap.add_argument("--backend", default="auto", choices=("auto", "nftables", "iptables"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (it creates network namespaces)", file=sys.stderr)
+        return 1
+    # as an installed package would be: byte-compiled
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "pyruntime")], check=True,
+                   capture_output=True)
+    b = Bench(args.backend)
+    try:
+        compare(b, args.runs)
+        if args.scale:
+            scale(b, args.scale, args.samples)
+    finally:
+        b.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
