@@ -100,7 +100,8 @@ def add(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> dict:
             att = attachment(req, bc, [ip.address for ip in res.ips])
             fw = _backend(bc)
             undo.append(lambda: fw.remove({att.tag}))
-            fw.add(firewall_plans(att))
+            from pyruntime.net import ports
+            fw.add(firewall_plans(att), ports.wanted(bc.port_mappings))
 
         bridge = host_rt.get_link(bc.bridge)
         ours = [cniresult.Interface(bridge.name, bridge.mac),

@@ -109,20 +109,38 @@ class Backend:
         raise NotImplementedError
 
     # -- the operations the plugin uses --------------------------------------------------
-    def add(self, plans: list[rules.Plan]) -> None:
+    def chain_exists(self, table: str, chain: str) -> bool:
+        return any(chain in self.dump(family).get(table, {}).get("chains", ()) for family in (4, 6))
+
+    def add(self, plans: list[rules.Plan], claims: list[str] = ()) -> None:
+        """Write the plans; first claim the published ports `claims` (see ports.py)."""
+        from pyruntime.net import naming, ports
         plans = [p for p in plans if p]
         if not plans:
             return
+        tag = plans[0].tag
         with xtables_lock():
-            for p in plans:
-                conflicts = rules.port_conflicts(self.dump(p.family), p)
-                if conflicts:
+            if claims:
+                store = ports.Claims()
+                existing = store.names()
+                taken = []
+                for name in claims:
+                    for other in ports.clashes(name, existing):
+                        owner = store.owner(other)
+                        if owner and owner != tag and self.chain_exists("nat", naming.dnat_chain(owner)):
+                            taken.append(ports.describe(other))
+                if taken:
                     raise CniError(PORT_CONFLICT, "host port already published by another container",
-                                   ", ".join(conflicts))
+                                   ", ".join(sorted(set(taken))))
+                store.take(list(claims), tag)
             self.write(plans)
 
     def remove(self, tags: set[str], families=(4, 6)) -> None:
+        from pyruntime.net import ports
         with xtables_lock():
+            store = ports.Claims()
+            for tag in tags:
+                store.release(tag)
             for family in families:
                 tables = self.dump(family)
                 owned: dict[str, dict] = {}
@@ -145,7 +163,14 @@ class Backend:
 class NftBackend(Backend):
     name = "nftables"
     save_tools = {4: "iptables-nft-save", 6: "ip6tables-nft-save"}
+    list_tools = {4: "iptables-nft", 6: "ip6tables-nft"}
     restore_tools = {4: "iptables-nft-restore", 6: "ip6tables-nft-restore"}
+
+    def chain_exists(self, table: str, chain: str) -> bool:
+        # listing one chain reads only that chain, unlike a dump of the whole table; the nft
+        # variant takes no xtables lock, so it can run while we hold it
+        return any(subprocess.run([tool, "-t", table, "-S", chain], capture_output=True).returncode == 0
+                   for tool in self.list_tools.values())
 
     def write(self, plans: list[rules.Plan]) -> None:
         for family in (4, 6):

@@ -214,33 +214,6 @@ def missing(p: Plan, tables: dict[str, dict]) -> list[str]:
     return out
 
 
-def port_conflicts(tables: dict[str, dict], p: Plan) -> list[str]:
-    """Host ports this plan publishes that another attachment's DNAT chain already takes."""
-    own = naming.dnat_chain(p.tag)
-    wanted = [r for r in p.rules if r.chain == own and "DNAT" in r.args]
-    if not wanted:
-        return []
-    out = []
-    for line in tables.get("nat", {}).get("rules", []):
-        chain = line.split(" ", 2)[1]
-        if not chain.startswith(naming.CHAIN_PREFIX + "DN-") or chain == own or " -j DNAT " not in line:
-            continue
-        theirs = _published(line.split(" ")[2:])
-        for r in wanted:
-            mine = _published(list(r.args))
-            if mine[1:] == theirs[1:] and (not mine[0] or not theirs[0] or mine[0] == theirs[0]):
-                out.append(f"{mine[1]}/{mine[2]}" + (f" on {mine[0]}" if mine[0] else ""))
-    return sorted(set(out))
-
-
-def _published(args: list[str]) -> tuple[str, str, str]:
-    """(host address or "", protocol, port) of a DNAT rule."""
-    def value(flag):
-        return args[args.index(flag) + 1] if flag in args else ""
-    dest = value("-d")
-    return dest.split("/")[0] if dest else "", value("-p"), value("--dport")
-
-
 def tags_of_network(tables: dict[str, dict], network: str) -> set[str]:
     """Tags of the attachments of one network, from the comments on their rules (for GC)."""
     tags = set()

@@ -75,6 +75,7 @@ class Lab:
             if os.path.exists(f"/usr/lib/cni/{ref}"):
                 os.symlink(f"/usr/lib/cni/{ref}", self.bin / ref)
         self.data = tmp / "ipam"
+        self.ports = tmp / "ports"
         for ns in (self.host, self.outside):
             sh("ip", "netns", "add", ns)
             self.netns.append(ns)
@@ -105,7 +106,8 @@ class Lab:
 
     def plugin_env(self, command, cid, ns, ifname="eth0", **extra):
         env = repo_env(CNI_COMMAND=command, CNI_CONTAINERID=cid, CNI_NETNS=f"/run/netns/{ns}" if ns else "",
-                       CNI_IFNAME=ifname, CNI_PATH=str(self.bin), **extra)
+                       CNI_IFNAME=ifname, CNI_PATH=str(self.bin), PYRUNTIME_CNI_PORTS_DIR=str(self.ports),
+                       **extra)
         return env
 
     def plugin_cmd(self, plugin="pyruntime-bridge"):
@@ -143,8 +145,10 @@ class Lab:
         return set(self.hexec("ls", "/sys/class/net").split())
 
     def leases(self) -> list[str]:
-        return sorted(p.name for p in self.data.rglob("*") if p.is_file()
-                      and p.name != "lock" and not p.name.startswith("last_reserved_ip"))
+        """IPAM leases, and port claims (prefixed "port:")."""
+        leases = sorted(p.name for p in self.data.rglob("*") if p.is_file()
+                        and p.name != "lock" and not p.name.startswith("last_reserved_ip"))
+        return leases + sorted(f"port:{p.name}" for p in self.ports.rglob("*") if p.is_file())
 
     def close(self):
         for p in self.servers:
@@ -263,7 +267,8 @@ def test_port_conflict_is_refused_and_rolled_back(lab):
     rc, out, _ = lab.run("ADD", lab.conf(runtimeConfig=ports), "ctr-b", b)
     assert rc != 0 and out["code"] == 101 and "tcp/8082" in out["details"]
     assert lab.links() == links and our_rules(lab.rules()) == rules_before
-    assert len(lab.leases()) == 1
+    leases = lab.leases()
+    assert len(leases) == 2 and leases[1] == "port:tcp_any_8082"      # only ctr-a's
     # the same port on another protocol is fine
     udp = {"portMappings": [{"hostPort": 8082, "containerPort": 80, "protocol": "udp"}]}
     lab.add(lab.conf(runtimeConfig=udp), "ctr-b", b)

@@ -9,7 +9,7 @@ import pytest
 
 from pyruntime.cni import config
 from pyruntime.cni.errors import CniError
-from pyruntime.net import firewall, ipam, naming, rules
+from pyruntime.net import firewall, ipam, naming, ports, rules
 
 
 def rset(*ranges):
@@ -151,15 +151,20 @@ def test_restore_and_removal_scripts_round_trip():
     assert rules.tags_of_network(tables, "net1") == {att.tag} and rules.tags_of_network(tables, "other") == set()
 
 
-def test_port_conflicts():
-    mine = rules.plan(attachment(), 4)
-    other = attachment(container_id="cid2", addresses=(ipaddress.ip_interface("10.88.0.6/16"),),
-                       port_mappings=(config.PortMapping(8080, 80, "tcp", "10.0.0.9"),))
-    dump = "*nat\n" + "".join(r.save_line() + "\n" for r in rules.plan(other, 4).rules if r.table == "nat") + "COMMIT\n"
-    assert rules.port_conflicts(rules.parse_save(dump), mine) == ["tcp/8080"]
-    udp_other = attachment(container_id="cid3", port_mappings=(config.PortMapping(8080, 80, "udp", ""),))
-    dump = "*nat\n" + "".join(r.save_line() + "\n" for r in rules.plan(udp_other, 4).rules) + "COMMIT\n"
-    assert rules.port_conflicts(rules.parse_save(dump), mine) == []
+def test_port_claims_clash_on_protocol_port_and_overlapping_address(tmp_path):
+    want = ports.wanted([config.PortMapping(8080, 80, "tcp", ""), config.PortMapping(53, 53, "udp", "192.0.2.1")])
+    assert want == ["tcp_any_8080", "udp_192.0.2.1_53"]
+    existing = ["tcp_10.0.0.1_8080", "udp_any_8080", "tcp_any_8081", "udp_192.0.2.2_53"]
+    assert ports.clashes("tcp_any_8080", existing) == ["tcp_10.0.0.1_8080"]
+    assert ports.clashes("udp_192.0.2.1_53", existing) == []
+    assert ports.clashes("udp_192.0.2.1_8080", existing) == ["udp_any_8080"]
+    store = ports.Claims(str(tmp_path / "ns"))
+    store.take(want, "tagA")
+    assert sorted(store.names()) == want and store.owner("tcp_any_8080") == "tagA"
+    store.release("tagB")
+    assert sorted(store.names()) == want
+    store.release("tagA")
+    assert not (tmp_path / "ns").exists()
 
 
 def test_names_are_stable_and_short():
