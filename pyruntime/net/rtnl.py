@@ -41,6 +41,7 @@ RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST = 0, 253, 254
 
 AF_BRIDGE = 7
+SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12
 _HDR = struct.Struct("=IHHII")
 _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBI")
@@ -110,6 +111,10 @@ class Rtnl:
     def __init__(self):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        # strict checking makes the kernel honour the filters in dump requests (e.g. the
+        # interface index of an address dump), so a host with many veths answers one link's
+        # question without sending all of theirs
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
         self.sock.bind((0, 0))
         self.seq = 0
 
@@ -263,7 +268,7 @@ class Rtnl:
         """The ipaddress interfaces configured on a link (global and link scope)."""
         import ipaddress
         out = []
-        for rtype, payload in self.request(RTM_GETADDR, NLM_F_DUMP, _IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
+        for rtype, payload in self.request(RTM_GETADDR, NLM_F_DUMP, _IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, index)):
             if rtype != RTM_NEWADDR:
                 continue
             family, prefixlen, _, _, idx = _IFADDR.unpack_from(payload)
