@@ -171,6 +171,8 @@ def check(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> None:
             problems.append(f"host veth {host_name} is missing")
         elif bridge is not None and veth.master != bridge.index:
             problems.append(f"host veth {host_name} is not attached to {bc.bridge}")
+        elif bc.hairpin_mode and not host_rt.hairpin(veth.index):
+            problems.append(f"hairpin mode is off on {host_name}")
         link = cont_rt.get_link(req.ifname)
         if link is None:
             problems.append(f"{req.ifname} is missing in the container")

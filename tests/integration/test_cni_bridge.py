@@ -227,6 +227,10 @@ def test_add_traffic_check_del(lab):
     lab.hexec(save, "-t", "nat", "-D", *tag_rule.replace('"', "").split()[1:])
     rc, out, _ = lab.run("CHECK", check1, "ctr-a", c1)
     assert rc != 0 and out["code"] == 102 and "PREROUTING" in out["details"]
+    # ...or after hairpin mode is turned off by hand
+    lab.hexec("bridge", "link", "set", "dev", veth, "hairpin", "off")
+    rc, out, _ = lab.run("CHECK", check1, "ctr-a", c1)
+    assert rc != 0 and "hairpin" in out["details"]
     # ...or after the container's address is removed by hand
     check2 = dict(lab.conf(), prevResult=res2)
     assert lab.run("CHECK", check2, "ctr-b", c2)[0] == 0
@@ -330,7 +334,9 @@ def test_gc_and_status(lab):
     a, b = lab.sandbox("a"), lab.sandbox("b")
     conf = lab.conf()
     lab.add(conf, "ctr-a", a)
-    res_b = lab.add(conf, "ctr-b", b)
+    res_b = lab.add(dict(conf, runtimeConfig={"portMappings": [{"hostPort": 8090, "containerPort": 80}]}),
+                    "ctr-b", b)
+    assert "port:tcp_any_8090" in lab.leases()
     rc, out, err = lab.run("STATUS", conf)
     assert rc == 0 and out is None, (out, err)
     gc_conf = dict(conf, **{"cni.dev/valid-attachments": [{"containerID": "ctr-a", "ifname": "eth0"}]})
@@ -392,3 +398,64 @@ def test_delegated_and_serving_ipam(lab):
     rc, out, err = lab.run("DEL", ref, "ctr-r", ns, plugin="bridge")
     assert rc == 0, (out, err)
     assert lab.leases() == []
+
+
+def test_link_options_requested_ip_and_exhaustion(lab):
+    if lab.backend == "iptables":
+        pytest.skip("link options do not depend on the firewall backend")
+    a, b, c = lab.sandbox("a"), lab.sandbox("b"), lab.sandbox("c")
+    ipam = {"type": "pyruntime-bridge", "subnet": "10.77.4.0/29", "rangeEnd": "10.77.4.3", "dataDir": str(lab.data)}
+    conf = lab.conf(mtu=1400, promiscMode=True, ipMasq=False, ipam=ipam)
+    res = lab.add(conf, "ctr-a", a, CNI_ARGS="IgnoreUnknown=1;IP=10.77.4.3;MAC=02:00:00:aa:bb:cc")
+    assert res["ips"][0]["address"] == "10.77.4.3/29"
+    assert res["interfaces"][2]["mac"] == "02:00:00:aa:bb:cc" and res["interfaces"][2]["mtu"] == 1400
+    assert "link/ether 02:00:00:aa:bb:cc" in sh("ip", "netns", "exec", a, "ip", "link", "show", "eth0")
+    assert "mtu 1400" in sh("ip", "netns", "exec", a, "ip", "link", "show", "eth0")
+    assert "mtu 1400" in lab.hexec("ip", "link", "show", res["interfaces"][1]["name"])
+    assert "PROMISC" in lab.hexec("ip", "link", "show", "pyrtbr0")
+    # the requested address is taken now
+    rc, out, _ = lab.run("ADD", conf, "ctr-b", b, CNI_ARGS="IP=10.77.4.3")
+    assert rc != 0 and out["code"] == 7 and "10.77.4.3" in out["details"]
+    assert lab.add(conf, "ctr-b", b)["ips"][0]["address"] == "10.77.4.2/29"
+    # .1 is the gateway, .2 and .3 are leased: the range is exhausted
+    rc, out, _ = lab.run("ADD", conf, "ctr-c", c)
+    assert rc != 0 and out["code"] == 100 and "10.77.4.1-10.77.4.3" in out["details"]
+    assert len([n for n in lab.links() if n.startswith("pyr") and n != "pyrtbr0"]) == 2   # a's and b's
+    # a bridge address outside the gateway's subnet is replaced only with forceAddress
+    lab.hexec("ip", "addr", "del", "10.77.4.1/29", "dev", "pyrtbr0")
+    lab.hexec("ip", "addr", "add", "10.77.4.6/29", "dev", "pyrtbr0")
+    for cid, ns in (("ctr-a", a), ("ctr-b", b)):
+        assert lab.run("DEL", conf, cid, ns)[0] == 0
+    rc, out, _ = lab.run("ADD", conf, "ctr-c", c)
+    assert rc != 0 and out["code"] == 7 and "forceAddress" in out["details"]
+    assert lab.leases() == []
+    res = lab.add(dict(conf, forceAddress=True), "ctr-c", c)
+    bridge_addrs = lab.hexec("ip", "-o", "addr", "show", "pyrtbr0")
+    assert "10.77.4.1/29" in bridge_addrs and "10.77.4.6/29" not in bridge_addrs
+    assert lab.run("DEL", conf, "ctr-c", c)[0] == 0
+    assert lab.leases() == []
+
+
+def test_netns_given_as_proc_pid_path(lab):
+    if lab.backend == "iptables":
+        pytest.skip("netns paths do not depend on the firewall backend")
+    ns = lab.sandbox("pid")
+    holder = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "60"])
+    try:
+        for _ in range(100):           # wait until the child has entered the netns
+            if os.stat(f"/proc/{holder.pid}/ns/net").st_ino == os.stat(f"/run/netns/{ns}").st_ino:
+                break
+            time.sleep(0.02)
+        conf = lab.conf(ipMasq=False)
+        env_path = f"/proc/{holder.pid}/ns/net"
+        proc = subprocess.run(lab.plugin_cmd(), input=json.dumps(conf), text=True, capture_output=True,
+                              env=dict(lab.plugin_env("ADD", "ctr-pid", ns), CNI_NETNS=env_path), timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        res = json.loads(proc.stdout)
+        assert res["interfaces"][2]["sandbox"] == env_path
+        assert res["ips"][0]["address"].split("/")[0] in sh("ip", "netns", "exec", ns, "ip", "-o", "addr")
+        assert lab.run("DEL", conf, "ctr-pid", ns)[0] == 0
+        assert lab.leases() == []
+    finally:
+        holder.kill()
+        holder.wait()
