@@ -22,7 +22,7 @@ def our_names() -> set[str]:
     return {PLUGIN_TYPE, os.path.basename(sys.argv[0] or "")}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     cni_version = cniver.CURRENT
     try:
         req = parse_env(dict(os.environ))

@@ -6,7 +6,7 @@ reference bridge run us for addresses; we answer with ips/routes/dns only.
 
 from __future__ import annotations
 
-from pyruntime.cni import ipam, result as cniresult
+from pyruntime.cni import ipam
 from pyruntime.cni.config import parse_ipam_conf, parse_requested_ips
 from pyruntime.cni.errors import CHECK_FAILED, CniError
 from pyruntime.cni.request import Request, check_network_name

@@ -131,15 +131,32 @@ def add(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> dict:
 # -- DEL ---------------------------------------------------------------------------------------
 
 def delete(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> None:
-    """Remove the attachment; whatever is already gone (netns, veth, lease, rules) is fine."""
+    """Remove the attachment; whatever is already gone (netns, veth, lease, rules) is fine.
+
+    Every step runs even if an earlier one failed, so one stuck part does not keep the others
+    alive; the first failure is reported."""
     from pyruntime.net.rtnl import Rtnl
-    if bc.ipam is not None:
-        ipam.delete(req, bc, raw, builtin)
-    if needs_firewall(bc):
-        tag = naming.attachment_tag(bc.name, req.container_id, req.ifname)
-        _backend(bc).remove({tag})
-    with Rtnl() as rt:
-        rt.del_link(naming.veth_name(req.container_id, req.ifname))
+
+    def release_addresses():
+        if bc.ipam is not None:
+            ipam.delete(req, bc, raw, builtin)
+
+    def remove_rules():
+        if needs_firewall(bc):
+            _backend(bc).remove({naming.attachment_tag(bc.name, req.container_id, req.ifname)})
+
+    def remove_veth():
+        with Rtnl() as rt:
+            rt.del_link(naming.veth_name(req.container_id, req.ifname))
+
+    first = None
+    for step in (release_addresses, remove_rules, remove_veth):
+        try:
+            step()
+        except CniError as e:
+            first = first or e
+    if first is not None:
+        raise first
     return None
 
 

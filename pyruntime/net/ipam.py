@@ -188,8 +188,8 @@ class Store:
         return gone
 
     def writable(self) -> bool:
-        probe = self.dir if os.path.isdir(self.dir) else os.path.dirname(self.dir)
-        while probe and not os.path.isdir(probe):
+        """Whether leases could be written: the nearest existing ancestor is a writable directory."""
+        probe = self.dir
+        while not os.path.exists(probe):
             probe = os.path.dirname(probe)
-        return os.access(probe or "/", os.W_OK)
-
+        return os.path.isdir(probe) and os.access(probe, os.W_OK)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import subprocess
 import sys
 
@@ -89,15 +88,20 @@ def test_error_echoes_the_callers_version():
     assert rc == 1 and out["cniVersion"] == "0.4.0" and out["code"] == 2
 
 
-def test_del_of_unknown_attachment_without_netns_succeeds(tmp_path):
-    c = conf(ipam={"type": "pyruntime-bridge", "subnet": "10.123.0.0/24", "dataDir": str(tmp_path)})
-    env = dict(ADD_ENV, CNI_COMMAND="DEL")
-    del env["CNI_NETNS"]
-    if os.geteuid() != 0:
-        pytest.skip("opening a netlink socket to look for the veth needs no root, but deleting might")
-    rc, out, err = run_plugin(c, **env)
-    assert rc == 0, (out, err)
-    assert out is None
+def test_status_reports_unusable_ipam_store(tmp_path):
+    env = {"CNI_COMMAND": "STATUS", "CNI_PATH": "/nonexistent"}
+    good = conf(ipam={"type": "pyruntime-bridge", "subnet": "10.123.0.0/24", "dataDir": str(tmp_path)})
+    rc, out, err = run_plugin(good, **env)
+    assert rc == 0 and out is None, (out, err)
+    bad = conf(ipam={"type": "pyruntime-bridge", "subnet": "10.123.0.0/24", "dataDir": "/dev/null/leases"})
+    rc, out, _ = run_plugin(bad, **env)
+    assert rc != 0 and out["code"] == 50
+
+
+def test_gc_validates_attachments():
+    rc, out, _ = run_plugin(conf(**{"cni.dev/valid-attachments": [{"containerID": 5}]}),
+                            CNI_COMMAND="GC", CNI_PATH="/nonexistent")
+    assert rc != 0 and out["code"] == 7
 
 
 # -- pure parsing ----------------------------------------------------------------------------------
