@@ -49,17 +49,25 @@ class Bench:
         os.chmod(wrapper, 0o755)
         self.backend = backend
         self.netns: list[str] = []
-        sh("ip", "netns", "add", self.host)
-        self.netns.append(self.host)
-        # The bench itself moves into the host netns, so plugins run as its direct children:
-        # `ip netns exec` per call would add its own cost, which grows with every netns mount.
         sys.path.insert(0, REPO)
-        from pyruntime import linux
         self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
-        fd = os.open(f"/run/netns/{self.host}", os.O_RDONLY)
-        linux.setns(fd, linux.CLONE_NEWNET)
-        os.close(fd)
-        self.exec(["ip", "link", "set", "lo", "up"])
+        self.add_host(self.host)
+        self.enter(self.host)
+
+    def add_host(self, name: str) -> None:
+        sh("ip", "netns", "add", name)
+        self.netns.append(name)
+        sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+
+    def enter(self, name: str) -> None:
+        """Move the bench itself into a host netns, so plugins run as its direct children:
+        `ip netns exec` per call would add its own cost, which grows with every netns mount."""
+        from pyruntime import linux
+        fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+        try:
+            linux.setns(fd, linux.CLONE_NEWNET)
+        finally:
+            os.close(fd)
 
     def exec(self, cmd, **kw):
         return subprocess.run(cmd, capture_output=True, **kw)
@@ -150,47 +158,54 @@ def compare(b: Bench, runs: int) -> dict:
 
 
 def scale(b: Bench, n: int, samples: int) -> dict:
+    """ADD/DEL latency on a host with n attachments vs an identical host with none.
+
+    The two hosts are separate netns and samples alternate between them, so load from anything
+    else on the machine hits both sides alike."""
     conf = b.ours("10.68.0.0/16")
     conf["name"] = f"pyrb-scale-{b.id}"
     conf["bridge"] = "pyrbscale0"
     plugin = os.path.join(b.bin, "pyruntime-bridge")
-    probes = [b.sandbox(f"probe{i}") for i in range(samples)]
+    full_host, empty_host = b.host, f"pyrb-e-{b.id}"
+    b.add_host(empty_host)
+    probe = b.sandbox("probe")
 
-    def sample() -> tuple[float, float]:
-        adds, dels = [], []
-        for i, ns in enumerate(probes):
-            c = dict(conf, runtimeConfig={"portMappings": [{"hostPort": 30000 + i, "containerPort": 80}]})
-            t0 = time.perf_counter()
-            b.call(plugin, "ADD", c, f"probe-{i}", ns)
-            t1 = time.perf_counter()
-            b.call(plugin, "DEL", c, f"probe-{i}", ns)
-            adds.append(t1 - t0)
-            dels.append(time.perf_counter() - t1)
-        return statistics.median(adds), statistics.median(dels)
+    def one(i: int) -> tuple[float, float]:
+        c = dict(conf, runtimeConfig={"portMappings": [{"hostPort": 30000 + i, "containerPort": 80}]})
+        t0 = time.perf_counter()
+        b.call(plugin, "ADD", c, f"probe-{i}", probe)
+        t1 = time.perf_counter()
+        b.call(plugin, "DEL", c, f"probe-{i}", probe)
+        return t1 - t0, time.perf_counter() - t1
 
-    sample()                                     # warm up: creates the bridge
-    empty, empty_del = sample()
-    print(f"\nfilling the bridge with {n} attachments...", flush=True)
+    print(f"\nfilling a host with {n} attachments...", flush=True)
+    b.enter(full_host)
     filler = [b.sandbox(f"f{i}") for i in range(n)]
 
-    def fill(i):
+    def fill(i, command="ADD"):
         c = dict(conf, runtimeConfig={"portMappings": [{"hostPort": 20000 + i, "containerPort": 80}]})
-        b.call(plugin, "ADD", c, f"fill-{i}", filler[i])
+        b.call(plugin, command, c, f"fill-{i}", filler[i])
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(fill, range(n)))
-    full, full_del = sample()
+    runs = {empty_host: [], full_host: []}
+    for i in range(samples + 1):                  # round 0 warms up (creates the empty bridge)
+        for host in (empty_host, full_host):
+            b.enter(host)
+            t = one(i)
+            if i:
+                runs[host].append(t)
+    b.enter(full_host)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: fill(i, "DEL"), range(n)))
+    empty = statistics.median(t[0] for t in runs[empty_host])
+    full = statistics.median(t[0] for t in runs[full_host])
+    empty_del = statistics.median(t[1] for t in runs[empty_host])
+    full_del = statistics.median(t[1] for t in runs[full_host])
     print(f"ADD with    0 attachments: {ms(empty)}")
     print(f"ADD with {n:4} attachments: {ms(full)}   ratio {full / empty:.2f}")
     print(f"DEL with    0 attachments: {ms(empty_del)}")
     print(f"DEL with {n:4} attachments: {ms(full_del)}   ratio {full_del / empty_del:.2f}")
-
-    def drain(i):
-        c = dict(conf, runtimeConfig={"portMappings": [{"hostPort": 20000 + i, "containerPort": 80}]})
-        b.call(plugin, "DEL", c, f"fill-{i}", filler[i])
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(drain, range(n)))
     return {"empty": empty, "full": full, "empty_del": empty_del, "full_del": full_del}
 
 
