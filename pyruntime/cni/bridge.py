@@ -12,7 +12,7 @@ import os
 import sys
 
 from pyruntime.cni import version as cniver
-from pyruntime.cni.errors import INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, CniError
+from pyruntime.cni.errors import INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, IO_FAILURE, CniError
 from pyruntime.cni.request import Request, parse_config, parse_env
 
 PLUGIN_TYPE = "pyruntime-bridge"
@@ -37,17 +37,21 @@ def main() -> int:
         out = dispatch(req, conf, raw)
         return _print(out) if out is not None else 0
     except CniError as e:
-        _print(e.to_json(cni_version))
-        print(f"pyruntime-bridge: {e}", file=sys.stderr)
-        return 1
+        return _fail(e, cni_version)
+    except OSError as e:  # a kernel or file system refusal nothing above turned into a CniError
+        where = f": {e.filename}" if e.filename else ""
+        return _fail(CniError(IO_FAILURE, "I/O failure", f"{e.strerror or e}{where}"), cni_version)
     except KeyboardInterrupt:
-        _print(CniError(INTERNAL, "interrupted").to_json(cni_version))
-        return 1
+        return _fail(CniError(INTERNAL, "interrupted"), cni_version)
     except Exception as e:  # a bug: still answer in the protocol, never with a traceback
-        err = CniError(INTERNAL, "internal error", f"{type(e).__name__}: {e}")
-        _print(err.to_json(cni_version))
-        print(f"pyruntime-bridge: {err}", file=sys.stderr)
-        return 1
+        return _fail(CniError(INTERNAL, "internal error", f"{type(e).__name__}: {e}"), cni_version)
+
+
+def _fail(err: CniError, cni_version: str) -> int:
+    """The spec's error object on stdout, one line for humans on stderr, a non-zero exit."""
+    _print(err.to_json(cni_version))
+    print(f"pyruntime-bridge: {err}", file=sys.stderr)
+    return 1
 
 
 def _print(obj: dict) -> int:
