@@ -80,7 +80,8 @@ class Bench:
 
     def env(self, command: str, cid: str, ns: str) -> dict:
         env = dict(os.environ, CNI_COMMAND=command, CNI_CONTAINERID=cid, CNI_NETNS=f"/run/netns/{ns}",
-                   CNI_IFNAME="eth0", CNI_PATH=f"{self.bin}:{REFERENCE_DIR}", PYTHONPATH=REPO)
+                   CNI_IFNAME="eth0", CNI_PATH=f"{self.bin}:{REFERENCE_DIR}", PYTHONPATH=REPO,
+                   PYRUNTIME_CNI_PORTS_DIR=os.path.join(self.tmp, "ports"))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 

@@ -201,6 +201,12 @@ def test_add_traffic_check_del(lab):
     assert "inet 10.77.0.1/24" in lab.hexec("ip", "-o", "addr", "show", "pyrtbr0")
     assert lab.hexec("cat", "/proc/sys/net/ipv4/ip_forward").strip() == "1"
 
+    # a host firewall that drops forwarded traffic by default must not cut the containers off
+    lab.hexec("iptables-nft" if lab.backend == "nftables" else "iptables-legacy", "-P", "FORWARD", "DROP")
+    if lab.backend == "nftables":
+        ruleset = lab.hexec("nft", "list", "ruleset")
+        assert "chain PYR-DN-" in ruleset and "chain PYR-SN-" in ruleset and f"ip saddr {ip1}" in ruleset
+
     lab.serve(lab.host, "10.77.0.1", 9000, "gateway")
     lab.serve(c2, ip2, 9000, "neighbour")
     lab.serve(lab.outside, "192.168.77.2", 9000, "outside")
