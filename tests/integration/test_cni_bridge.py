@@ -465,3 +465,42 @@ def test_netns_given_as_proc_pid_path(lab):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_conflist_with_reference_plugins_chained_after_ours(lab):
+    if lab.backend == "iptables":
+        pytest.skip("conflist running does not depend on the firewall backend")
+    from pyruntime.cni import runtime
+    from pyruntime.net import links
+    ns = lab.sandbox("list")
+    first = {k: v for k, v in lab.conf(cniVersion="1.0.0").items() if k not in ("cniVersion", "name")}
+    first["capabilities"] = {"portMappings": True}
+    conflist = runtime.load_conflist({"cniVersion": "1.0.0", "name": f"pyrtlist{lab.id}", "plugins": [
+        first, {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.rp_filter": "2"}}]})
+    caps = {"portMappings": [{"hostPort": 8085, "containerPort": 80, "protocol": "tcp"}]}
+    path = [str(lab.bin)]
+    host_fd = links.open_netns(f"/run/netns/{lab.host}")
+    old_env = dict(os.environ)
+    os.environ["PYRUNTIME_CNI_PORTS_DIR"] = str(lab.ports)
+    os.environ["PYTHONPATH"] = repo_env()["PYTHONPATH"]
+    try:
+        with links.entered(host_fd):
+            res = runtime.add(conflist, "ctr-list", f"/run/netns/{ns}", "eth0", path, caps)
+            assert res["ips"][0]["address"].startswith("10.77.0.")
+            assert sh("ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter").strip() == "2"
+            assert "--dport 8085" in lab.rules()
+            runtime.check(conflist, "ctr-list", f"/run/netns/{ns}", "eth0", path, res, caps)
+            runtime.delete(conflist, "ctr-list", f"/run/netns/{ns}", "eth0", path, res, caps)
+            assert our_rules(lab.rules()) == [] and lab.leases() == []
+            # a failing later plugin rolls back the earlier ones
+            broken = dict(conflist, plugins=[first, {"type": "no-such-plugin"}])
+            with pytest.raises(runtime.CniError) as e:
+                runtime.add(broken, "ctr-list", f"/run/netns/{ns}", "eth0", path, caps)
+            assert e.value.code == 7
+            assert sh("ip", "netns", "exec", ns, "ip", "-br", "link").split()[0] == "lo"
+            assert len(sh("ip", "netns", "exec", ns, "ip", "-br", "link").splitlines()) == 1
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+        os.close(host_fd)
+    assert our_rules(lab.rules()) == [] and lab.leases() == []
