@@ -42,11 +42,12 @@ def add(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> cniresult.Re
     return cniresult.parse(delegate(req, bc.ipam.type, raw, "ADD"))
 
 
-def delete(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> None:
+def delete(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> list[str]:
+    """Release the attachment's addresses; returns them when known (built-in IPAM)."""
     if builtin:
-        _store(bc).release(req.container_id, req.ifname)
-    else:
-        delegate(req, bc.ipam.type, raw, "DEL")
+        return _store(bc).release(req.container_id, req.ifname)
+    delegate(req, bc.ipam.type, raw, "DEL")
+    return []
 
 
 def find(req: Request, bc: BridgeConf) -> list[str]:

@@ -136,14 +136,18 @@ def delete(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> None:
     Every step runs even if an earlier one failed, so one stuck part does not keep the others
     alive; the first failure is reported."""
     from pyruntime.net.rtnl import Rtnl
+    released: list[str] = []
 
     def release_addresses():
         if bc.ipam is not None:
-            ipam.delete(req, bc, raw, builtin)
+            released.extend(ipam.delete(req, bc, raw, builtin))
 
     def remove_rules():
         if needs_firewall(bc):
-            _backend(bc).remove({naming.attachment_tag(bc.name, req.container_id, req.ifname)})
+            # rules exist only in the families the attachment had addresses in; when the
+            # lease is already gone (or IPAM is external) look in both
+            families = sorted({6 if ":" in ip else 4 for ip in released}) or [4, 6]
+            _backend(bc).remove({naming.attachment_tag(bc.name, req.container_id, req.ifname)}, families)
 
     def remove_veth():
         with Rtnl() as rt:
