@@ -12,7 +12,7 @@ from pyruntime.cni.request import Request
 from pyruntime.net import naming
 
 
-# -- pure helpers ------------------------------------------------------------------------------
+# -- pure decisions ----------------------------------------------------------------------------
 
 def container_routes(res: cniresult.Result, default_gateway: bool) -> list[cniresult.Route]:
     """Routes to install in the container: IPAM's, plus a default route per family if asked."""

@@ -31,7 +31,7 @@ def _locate_libraries() -> None:
             os.environ.setdefault("XTABLES_LIBDIR", os.path.join(libdir, "xtables"))
         os.environ.setdefault("PYTHON_IPTABLES_XTABLES_VERSION", versions[0])
         break
-    # python-iptables imports distutils only for a path helper; in a venv with setuptools that
+    # python-iptables imports distutils only for one path function; in a venv with setuptools that
     # import is redirected to setuptools' heavy copy, unless the redirect is removed first
     hack = sys.modules.get("_distutils_hack")
     if hack is not None and hasattr(hack, "remove_shim"):
