@@ -83,6 +83,13 @@ def test_malformed_input_gives_cni_error(stdin, env, code):
     assert "Traceback" not in err
 
 
+def test_netns_path_that_is_not_a_netns(tmp_path):
+    not_netns = tmp_path / "netns"
+    not_netns.write_text("")
+    rc, out, err = run_plugin(conf(), **dict(ADD_ENV, CNI_NETNS=str(not_netns)))
+    assert rc != 0 and out["code"] == 4 and "Traceback" not in err
+
+
 def test_error_echoes_the_callers_version():
     rc, out, _ = run_plugin(conf(cniVersion="0.4.0", vlan=3), **ADD_ENV)
     assert rc == 1 and out["cniVersion"] == "0.4.0" and out["code"] == 2
