@@ -1,0 +1,5 @@
+import sys
+
+from pyruntime.cni.bridge import main
+
+sys.exit(main())

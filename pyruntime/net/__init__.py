@@ -1,0 +1,1 @@
+"""Host networking for the bridge plugin: rtnetlink, host-local IPAM, firewall backends."""

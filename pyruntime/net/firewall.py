@@ -1,0 +1,199 @@
+"""Firewall backends behind one interface, and the choice between them.
+
+Both backends take the same `rules.Plan`s. They differ only in how they write:
+
+- "iptables": legacy x_tables through python-iptables (libiptc), for hosts whose `iptables`
+  is iptables-legacy.
+- "nftables": for hosts whose `iptables` is iptables-nft (Debian 12's default). The rules go in
+  through `iptables-nft-restore --noflush`: one atomic nf_tables transaction per change, in the
+  same `ip nat` / `ip filter` tables iptables-nft uses, so they show in `iptables-nft-save` and
+  `nft list ruleset`, and they share the built-in chains (and a FORWARD policy of DROP) with
+  whatever else manages the host's firewall instead of living in a table of their own where an
+  ACCEPT could not overrule another table's DROP.
+
+Both read the current state with the matching `*-save` tool, whose text is what CHECK compares
+and DEL/GC search. Every change runs under the xtables lock so plugin processes (and iptables
+commands) never interleave a read-check-write.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+
+from pyruntime.cni.errors import INVALID_CONFIG, IO_FAILURE, PORT_CONFLICT, CniError
+from pyruntime.net import rules
+
+ENV_OVERRIDE = "PYRUNTIME_CNI_FIREWALL"
+XTABLES_LOCK = os.environ.get("XTABLES_LOCKFILE", "/run/xtables.lock")
+
+
+def choose(configured: str, env: dict[str, str]) -> str:
+    """The backend to use: the env override, else the config's, else what the host uses."""
+    wanted = env.get(ENV_OVERRIDE) or configured or "auto"
+    if wanted not in ("auto", "iptables", "nftables"):
+        raise CniError(INVALID_CONFIG, f"invalid {ENV_OVERRIDE}", f"{wanted!r} is not auto, iptables or nftables")
+    if wanted != "auto":
+        return wanted
+    return detect(_iptables_flavour(), _legacy_tables_in_use())
+
+
+def detect(iptables_flavour: str, legacy_in_use: bool) -> str:
+    """Pure rule: follow the `iptables` alternative; without one, follow existing legacy rules."""
+    if iptables_flavour == "nft":
+        return "nftables"
+    if iptables_flavour == "legacy":
+        return "iptables"
+    return "iptables" if legacy_in_use else "nftables"
+
+
+def _iptables_flavour() -> str:
+    path = shutil.which("iptables")
+    if not path:
+        return ""
+    # follow the alternatives chain link by link: the last hop still says -nft / -legacy
+    for _ in range(8):
+        name = os.path.basename(path)
+        if "nft" in name:
+            return "nft"
+        if "legacy" in name:
+            return "legacy"
+        if not os.path.islink(path):
+            return ""
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    return ""
+
+
+def _legacy_tables_in_use() -> bool:
+    try:
+        with open("/proc/net/ip_tables_names") as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
+
+
+@contextmanager
+def xtables_lock():
+    fd = os.open(XTABLES_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_tool(argv: list[str], stdin: str | None = None) -> str:
+    try:
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise CniError(IO_FAILURE, f"{argv[0]} not found", "install the iptables package") from None
+    if proc.returncode != 0:
+        raise CniError(IO_FAILURE, f"{argv[0]} failed", (proc.stderr or proc.stdout).strip()[:2000])
+    return proc.stdout
+
+
+class Backend:
+    name = ""
+    save_tools = {4: "", 6: ""}
+
+    def dump(self, family: int) -> dict[str, dict]:
+        return rules.parse_save(run_tool([self.save_tools[family]]))
+
+    def write(self, plans: list[rules.Plan]) -> None:
+        raise NotImplementedError
+
+    def delete(self, family: int, owned: dict[str, dict]) -> None:
+        raise NotImplementedError
+
+    # -- the operations the plugin uses --------------------------------------------------
+    def chain_exists(self, table: str, chain: str) -> bool:
+        return any(chain in self.dump(family).get(table, {}).get("chains", ()) for family in (4, 6))
+
+    def add(self, plans: list[rules.Plan], claims: list[str] = ()) -> None:
+        """Write the plans; first claim the published ports `claims` (see ports.py)."""
+        from pyruntime.net import naming, ports
+        plans = [p for p in plans if p]
+        if not plans:
+            return
+        tag = plans[0].tag
+        with xtables_lock():
+            if claims:
+                store = ports.Claims()
+                existing = store.names()
+                taken = []
+                for name in claims:
+                    for other in ports.clashes(name, existing):
+                        owner = store.owner(other)
+                        if owner and owner != tag and self.chain_exists("nat", naming.dnat_chain(owner)):
+                            taken.append(ports.describe(other))
+                if taken:
+                    raise CniError(PORT_CONFLICT, "host port already published by another container",
+                                   ", ".join(sorted(set(taken))))
+                store.take(list(claims), tag)
+            self.write(plans)
+
+    def remove(self, tags: set[str], families=(4, 6)) -> None:
+        from pyruntime.net import ports
+        with xtables_lock():
+            store = ports.Claims()
+            for tag in tags:
+                store.release(tag)
+            for family in families:
+                tables = self.dump(family)
+                owned: dict[str, dict] = {}
+                for tag in tags:
+                    for table, part in rules.owned_by(tables, tag).items():
+                        slot = owned.setdefault(table, {"chains": set(), "rules": []})
+                        slot["chains"] |= part["chains"]
+                        slot["rules"] += part["rules"]
+                if owned:
+                    self.delete(family, owned)
+
+    def missing(self, plans: list[rules.Plan]) -> list[str]:
+        out = []
+        for p in plans:
+            if p:
+                out += rules.missing(p, self.dump(p.family))
+        return out
+
+
+class NftBackend(Backend):
+    name = "nftables"
+    save_tools = {4: "iptables-nft-save", 6: "ip6tables-nft-save"}
+    list_tools = {4: "iptables-nft", 6: "ip6tables-nft"}
+    restore_tools = {4: "iptables-nft-restore", 6: "ip6tables-nft-restore"}
+
+    def chain_exists(self, table: str, chain: str) -> bool:
+        # listing one chain reads only that chain, unlike a dump of the whole table; the nft
+        # variant takes no xtables lock, so it can run while we hold it
+        return any(subprocess.run([tool, "-t", table, "-S", chain], capture_output=True).returncode == 0
+                   for tool in self.list_tools.values())
+
+    def write(self, plans: list[rules.Plan]) -> None:
+        for family in (4, 6):
+            script = rules.restore_script([p for p in plans if p.family == family], "add")
+            if script:
+                run_tool([self.restore_tools[family], "--noflush"], script)
+
+    def delete(self, family: int, owned: dict[str, dict]) -> None:
+        run_tool([self.restore_tools[family], "--noflush"], rules.removal_script(owned))
+
+
+class IptcBackend(Backend):
+    name = "iptables"
+    save_tools = {4: "iptables-legacy-save", 6: "ip6tables-legacy-save"}
+
+    def write(self, plans: list[rules.Plan]) -> None:
+        from pyruntime.net import fw_iptc
+        fw_iptc.write(plans)
+
+    def delete(self, family: int, owned: dict[str, dict]) -> None:
+        from pyruntime.net import fw_iptc
+        fw_iptc.delete(family, owned)
+
+
+def backend(name: str) -> Backend:
+    return NftBackend() if name == "nftables" else IptcBackend()

@@ -1,0 +1,141 @@
+"""Bridge, veth pair and container-side addressing: the netlink half of the bridge plugin."""
+
+from __future__ import annotations
+
+import errno
+import os
+from contextlib import contextmanager
+
+from pyruntime.cni.errors import INTERNAL, INVALID_CONFIG, INVALID_ENV, IO_FAILURE, CniError
+from pyruntime.net.rtnl import NetlinkError, Rtnl
+
+CLONE_NEWNET = 0x40000000
+
+
+def open_netns(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CniError(INVALID_ENV, "cannot open CNI_NETNS", f"{path}: {e.strerror}") from None
+
+
+@contextmanager
+def entered(netns_fd: int):
+    """Run the body with this thread in another network namespace, then come back."""
+    from pyruntime import linux
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            linux.setns(netns_fd, CLONE_NEWNET)
+        except OSError as e:
+            raise CniError(INVALID_ENV, "CNI_NETNS is not a network namespace", str(e)) from None
+        try:
+            yield
+        finally:
+            linux.setns(home, CLONE_NEWNET)
+    finally:
+        os.close(home)
+
+
+def netlink_sockets(netns_fd: int) -> tuple[Rtnl, Rtnl]:
+    """One rtnetlink socket in the host namespace and one in the container's."""
+    host = Rtnl()
+    with entered(netns_fd):
+        container = Rtnl()
+    return host, container
+
+
+def fail(what: str, e: OSError) -> CniError:
+    return CniError(IO_FAILURE, what, e.strerror or str(e))
+
+
+def ensure_bridge(rt: Rtnl, name: str, mtu: int, promisc: bool):
+    link = rt.get_link(name)
+    if link is None:
+        try:
+            rt.add_bridge(name, mtu)
+        except NetlinkError as e:
+            if e.errno != errno.EEXIST:          # another ADD created it meanwhile
+                raise fail(f"cannot create bridge {name}", e) from None
+        link = rt.get_link(name)
+    if link is None or link.kind != "bridge":
+        raise CniError(INVALID_CONFIG, f"{name} exists and is not a bridge", f"it is a {link.kind or 'device'}"
+                       if link else "it vanished while being set up")
+    if not link.up or (promisc and not link.flags & 0x100):
+        rt.set_link(link.index, up=True, promisc=True if promisc else None)
+    return link
+
+
+def ensure_gateway(rt: Rtnl, bridge_index: int, gateway_iface, force: bool) -> None:
+    """Put the gateway address on the bridge; with forceAddress replace another one of that subnet."""
+    present = rt.addresses(bridge_index)
+    if gateway_iface in present:
+        return
+    for a in present:
+        if a.version == gateway_iface.version and a.network.overlaps(gateway_iface.network) \
+                and not a.ip.is_link_local:
+            if not force:
+                raise CniError(INVALID_CONFIG, "bridge already has a different address in this subnet",
+                               f"{a} (wanted {gateway_iface}); set forceAddress to replace it")
+            rt.del_address(bridge_index, a)
+    try:
+        rt.add_address(bridge_index, gateway_iface)
+    except NetlinkError as e:
+        if e.errno != errno.EEXIST:
+            raise fail("cannot put the gateway address on the bridge", e) from None
+
+
+def create_veth(host_rt: Rtnl, host_name: str, ifname: str, netns_fd: int, mtu: int, mac: str) -> None:
+    try:
+        host_rt.add_veth(host_name, ifname, netns_fd, mtu, mac)
+    except NetlinkError as e:
+        if e.errno == errno.EEXIST:
+            raise CniError(INTERNAL, "interface already exists",
+                           f"{host_name} on the host or {ifname} in the container; DEL the attachment first") from None
+        raise fail("cannot create the veth pair", e) from None
+
+
+def attach_to_bridge(rt: Rtnl, host_name: str, bridge_index: int, hairpin: bool):
+    link = rt.get_link(host_name)
+    if link is None:
+        raise CniError(IO_FAILURE, f"veth {host_name} vanished")
+    rt.set_link(link.index, master=bridge_index)
+    if hairpin:
+        rt.set_hairpin(link.index, True)
+    rt.set_link(link.index, up=True)
+    return rt.get_link(host_name)
+
+
+def configure_container(rt: Rtnl, ifname: str, addresses, routes):
+    """lo and ifname up, addresses on ifname, then the routes (dst, gw) via ifname."""
+    lo = rt.get_link("lo")
+    if lo is not None and not lo.up:
+        rt.set_link(lo.index, up=True)
+    link = rt.get_link(ifname)
+    if link is None:
+        raise CniError(IO_FAILURE, f"{ifname} did not appear in the container")
+    try:
+        for a in addresses:
+            rt.add_address(link.index, a)
+        rt.set_link(link.index, up=True)
+        for dst, gw in routes:
+            try:
+                rt.add_route(dst, gw, link.index)
+            except NetlinkError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+    except NetlinkError as e:
+        raise fail(f"cannot configure {ifname} in the container", e) from None
+    return rt.get_link(ifname)
+
+
+def write_sysctl(path: str, value: str) -> None:
+    try:
+        with open(path) as f:
+            if f.read().strip() == value:
+                return
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise CniError(IO_FAILURE, f"cannot set {path.replace('/proc/sys/', '').replace('/', '.')}",
+                       e.strerror or str(e)) from None

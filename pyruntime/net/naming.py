@@ -1,0 +1,43 @@
+"""Names of everything the plugin creates on the host, derived so that DEL and GC can find it.
+
+Host veth ends and firewall chains are named from a hash of the attachment (container id and
+interface name; chains also the network), so a DEL needs nothing but CNI_CONTAINERID and
+CNI_IFNAME to find them, even when the netns and the IPAM lease are already gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+VETH_PREFIX = "pyr"          # + 12 hex = 15 characters, the kernel's limit
+CHAIN_PREFIX = "PYR-"
+COMMENT_PREFIX = "pyruntime/"
+
+
+def veth_name(container_id: str, ifname: str) -> str:
+    digest = hashlib.sha256(f"{container_id}\0{ifname}".encode()).hexdigest()
+    return VETH_PREFIX + digest[:12]
+
+
+def attachment_tag(network: str, container_id: str, ifname: str) -> str:
+    """16 hex digits naming one attachment in chain names and rule comments."""
+    return hashlib.sha256(f"{network}\0{container_id}\0{ifname}".encode()).hexdigest()[:16]
+
+
+def masq_chain(tag: str) -> str:
+    return f"{CHAIN_PREFIX}SN-{tag}"
+
+
+def dnat_chain(tag: str) -> str:
+    return f"{CHAIN_PREFIX}DN-{tag}"
+
+
+def rule_comment(tag: str, network: str, container_id: str) -> str:
+    # no spaces, so iptables-save prints it unquoted; netfilter keeps at most 255 bytes
+    return f"{COMMENT_PREFIX}{tag}/{network}/{container_id}"[:255]
+
+
+def tag_of_comment(comment: str) -> str | None:
+    if not comment.startswith(COMMENT_PREFIX):
+        return None
+    return comment[len(COMMENT_PREFIX):].split("/", 1)[0]

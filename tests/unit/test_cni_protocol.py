@@ -1,0 +1,201 @@
+"""The plugin's protocol surface without root: env/stdin parsing, versions, errors, results."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pyruntime.cni import config, request, result, version
+from pyruntime.cni.errors import CniError
+from tests.support import repo_env
+
+PLUGIN = [sys.executable, "-m", "pyruntime.cni.bridge"]
+
+
+def run_plugin(stdin, **env):
+    base = {k: v for k, v in repo_env().items() if not k.startswith("CNI_")}
+    base.update(env)
+    data = stdin if isinstance(stdin, (bytes, str)) else json.dumps(stdin)
+    proc = subprocess.run(PLUGIN, input=data if isinstance(data, bytes) else data.encode(),
+                          env=base, capture_output=True, timeout=30)
+    out = json.loads(proc.stdout) if proc.stdout.strip() else None
+    return proc.returncode, out, proc.stderr.decode()
+
+
+def conf(**over):
+    c = {"cniVersion": "1.1.0", "name": "unitnet", "type": "pyruntime-bridge", "bridge": "pyrunit0",
+         "ipam": {"type": "pyruntime-bridge", "subnet": "10.123.0.0/24", "dataDir": "/nonexistent/pyr"}}
+    c.update(over)
+    return c
+
+
+ADD_ENV = dict(CNI_COMMAND="ADD", CNI_CONTAINERID="c1", CNI_NETNS="/nonexistent/netns",
+               CNI_IFNAME="eth0", CNI_PATH="/nonexistent")
+
+
+# -- through the executable: every malformed input gives its CNI error code ------------------------
+
+def test_version_command_lists_supported_versions():
+    rc, out, _ = run_plugin({"cniVersion": "0.4.0"}, CNI_COMMAND="VERSION")
+    assert rc == 0
+    assert out["cniVersion"] == "0.4.0"
+    assert {"0.4.0", "1.0.0", "1.1.0"} <= set(out["supportedVersions"])
+
+
+@pytest.mark.parametrize("stdin, env, code", [
+    (b"{not json", ADD_ENV, 6),
+    (b"[1, 2]", ADD_ENV, 6),
+    (conf(), {k: v for k, v in ADD_ENV.items() if k != "CNI_CONTAINERID"}, 4),
+    (conf(), {k: v for k, v in ADD_ENV.items() if k != "CNI_NETNS"}, 4),
+    (conf(), {k: v for k, v in ADD_ENV.items() if k != "CNI_IFNAME"}, 4),
+    (conf(), {k: v for k, v in ADD_ENV.items() if k != "CNI_COMMAND"}, 4),
+    (conf(), dict(ADD_ENV, CNI_COMMAND="FROB"), 4),
+    (conf(), dict(ADD_ENV, CNI_CONTAINERID="bad/id"), 4),
+    (conf(), dict(ADD_ENV, CNI_IFNAME="much-too-long-ifname"), 4),
+    (conf(), dict(ADD_ENV, CNI_ARGS="IP"), 4),
+    (conf(cniVersion="9.9.9"), ADD_ENV, 1),
+    (conf(cniVersion="one"), ADD_ENV, 7),
+    (conf(name="bad name"), ADD_ENV, 7),
+    (conf(ipam={"type": "pyruntime-bridge", "subnet": "10.1.2.300/24"}), ADD_ENV, 7),
+    (conf(ipam={"type": "pyruntime-bridge", "subnet": "10.1.2.0/31"}), ADD_ENV, 7),
+    (conf(ipam={"type": "pyruntime-bridge", "subnet": "10.1.2.0/24", "rangeStart": "10.9.9.9"}), ADD_ENV, 7),
+    (conf(runtimeConfig={"portMappings": [{"hostPort": 70000, "containerPort": 80}]}), ADD_ENV, 7),
+    (conf(runtimeConfig={"portMappings": [{"hostPort": 80, "containerPort": 0}]}), ADD_ENV, 7),
+    (conf(runtimeConfig={"portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": "icmp"}]}), ADD_ENV, 7),
+    (conf(runtimeConfig={"portMappings": [{"hostPort": 80, "containerPort": 80, "hostIP": "nope"}]}), ADD_ENV, 7),
+    (conf(mtu="big"), ADD_ENV, 7),
+    (conf(isGateway="yes"), ADD_ENV, 7),
+    (conf(vlan=12), ADD_ENV, 2),
+    (conf(firewallBackend="pf"), ADD_ENV, 7),
+    (conf(), ADD_ENV, 4),                                   # the netns path does not exist
+    (conf(cniVersion="0.3.1"), dict(ADD_ENV, CNI_COMMAND="CHECK"), 1),
+    (conf(cniVersion="1.0.0"), dict(ADD_ENV, CNI_COMMAND="GC"), 1),
+])
+def test_malformed_input_gives_cni_error(stdin, env, code):
+    rc, out, err = run_plugin(stdin, **env)
+    assert rc != 0
+    assert out["code"] == code, out
+    assert out["msg"]
+    assert "Traceback" not in err
+
+
+def test_netns_path_that_is_not_a_netns(tmp_path):
+    not_netns = tmp_path / "netns"
+    not_netns.write_text("")
+    rc, out, err = run_plugin(conf(), **dict(ADD_ENV, CNI_NETNS=str(not_netns)))
+    assert rc != 0 and out["code"] == 4 and "Traceback" not in err
+
+
+def test_error_echoes_the_callers_version():
+    rc, out, _ = run_plugin(conf(cniVersion="0.4.0", vlan=3), **ADD_ENV)
+    assert rc == 1 and out["cniVersion"] == "0.4.0" and out["code"] == 2
+
+
+def test_status_reports_unusable_ipam_store(tmp_path):
+    env = {"CNI_COMMAND": "STATUS", "CNI_PATH": "/nonexistent"}
+    good = conf(ipam={"type": "pyruntime-bridge", "subnet": "10.123.0.0/24", "dataDir": str(tmp_path)})
+    rc, out, err = run_plugin(good, **env)
+    assert rc == 0 and out is None, (out, err)
+    bad = conf(ipam={"type": "pyruntime-bridge", "subnet": "10.123.0.0/24", "dataDir": "/dev/null/leases"})
+    rc, out, _ = run_plugin(bad, **env)
+    assert rc != 0 and out["code"] == 50
+
+
+def test_gc_validates_attachments():
+    rc, out, _ = run_plugin(conf(**{"cni.dev/valid-attachments": [{"containerID": 5}]}),
+                            CNI_COMMAND="GC", CNI_PATH="/nonexistent")
+    assert rc != 0 and out["code"] == 7
+
+
+# -- pure parsing ----------------------------------------------------------------------------------
+
+def test_cni_args_parse():
+    assert request.parse_cni_args("IgnoreUnknown=1;IP=10.0.0.5;MAC=02:00:00:00:00:01") == {
+        "IgnoreUnknown": "1", "IP": "10.0.0.5", "MAC": "02:00:00:00:00:01"}
+    assert request.parse_cni_args("") == {}
+
+
+def test_version_support():
+    assert version.require_supported("0.4.0") == "0.4.0"
+    with pytest.raises(CniError) as e:
+        version.require_supported("2.0.0")
+    assert e.value.code == 1
+    assert version.at_least("1.1.0", "1.0.0") and not version.at_least("0.3.1", "0.4.0")
+
+
+def test_bridge_conf_defaults_and_runtime_config():
+    bc = config.parse_bridge_conf(conf(isDefaultGateway=True, runtimeConfig={
+        "portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "UDP", "hostIP": "0.0.0.0"}],
+        "mac": "02:AA:bb:cc:dd:ee", "ips": ["10.123.0.9/24"]}), {"IP": "10.123.0.10"})
+    assert bc.is_gateway and bc.is_default_gateway
+    assert bc.port_mappings == [config.PortMapping(8080, 80, "udp", "0.0.0.0")]
+    assert bc.mac == "02:aa:bb:cc:dd:ee"
+    assert bc.requested_ips == [ipaddress.ip_address("10.123.0.9"), ipaddress.ip_address("10.123.0.10")]
+    r = bc.ipam.range_sets[0][0]
+    assert (str(r.start), str(r.end), str(r.gateway)) == ("10.123.0.1", "10.123.0.254", "10.123.0.1")
+
+
+def test_ipam_ranges_v6_and_overlap():
+    ipam = config.parse_ipam_conf({"type": "x", "ranges": [
+        [{"subnet": "10.5.0.0/16", "rangeStart": "10.5.1.10", "rangeEnd": "10.5.1.20", "gateway": "10.5.0.1"}],
+        [{"subnet": "fd00:5::/64"}]]}, "n")
+    v6 = ipam.range_sets[1][0]
+    assert str(v6.start) == "fd00:5::1" and str(v6.end) == "fd00:5::ffff:ffff:ffff:ffff"
+    with pytest.raises(CniError) as e:
+        config.parse_ipam_conf({"type": "x", "ranges": [[{"subnet": "10.5.0.0/24"}, {"subnet": "10.5.0.0/25"}]]}, "n")
+    assert e.value.code == 7
+
+
+def test_duplicate_port_mapping_rejected():
+    with pytest.raises(CniError):
+        config.parse_port_mappings([{"hostPort": 1, "containerPort": 2}, {"hostPort": 1, "containerPort": 3}])
+
+
+# -- results in every version ----------------------------------------------------------------------
+
+def sample_result():
+    return result.Result(
+        interfaces=[result.Interface("br0", "aa:aa:aa:aa:aa:aa"), result.Interface("veth", "bb:bb:bb:bb:bb:bb"),
+                    result.Interface("eth0", "cc:cc:cc:cc:cc:cc", "/run/netns/x", 1500)],
+        ips=[result.IPConfig(ipaddress.ip_interface("10.0.0.2/24"), ipaddress.ip_address("10.0.0.1"), 2),
+             result.IPConfig(ipaddress.ip_interface("fd00::2/64"), ipaddress.ip_address("fd00::1"), 2)],
+        routes=[result.Route(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_address("10.0.0.1"))],
+        dns={"nameservers": ["10.0.0.1"]})
+
+
+def test_result_1_1_0_shape():
+    out = sample_result().to_json("1.1.0")
+    assert out["interfaces"][2] == {"name": "eth0", "mac": "cc:cc:cc:cc:cc:cc", "mtu": 1500, "sandbox": "/run/netns/x"}
+    assert out["ips"][0] == {"interface": 2, "address": "10.0.0.2/24", "gateway": "10.0.0.1"}
+    assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}]
+
+
+def test_result_0_4_0_and_1_0_0_shape():
+    assert sample_result().to_json("0.4.0")["ips"][1]["version"] == "6"
+    assert "version" not in sample_result().to_json("1.0.0")["ips"][0]
+    assert "mtu" not in sample_result().to_json("1.0.0")["interfaces"][2]
+
+
+def test_result_0_2_0_shape():
+    out = sample_result().to_json("0.2.0")
+    assert out["ip4"] == {"ip": "10.0.0.2/24", "gateway": "10.0.0.1",
+                          "routes": [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}]}
+    assert out["ip6"] == {"ip": "fd00::2/64", "gateway": "fd00::1"}
+    assert "interfaces" not in out
+
+
+@pytest.mark.parametrize("v", version.SUPPORTED)
+def test_result_round_trips_through_every_version(v):
+    back = result.parse(sample_result().to_json(v))
+    assert [str(i.address) for i in back.ips] == ["10.0.0.2/24", "fd00::2/64"]
+    assert back.routes[0].gw == ipaddress.ip_address("10.0.0.1")
+
+
+def test_result_parse_rejects_garbage():
+    with pytest.raises(CniError) as e:
+        result.parse({"ips": [{"address": "nope"}]})
+    assert e.value.code == 6
