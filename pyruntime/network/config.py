@@ -22,7 +22,7 @@ DEFAULT_CONFLIST = {
         "ipMasq": True,
         "hairpinMode": True,
         "ipam": {
-            "type": "host-local",
+            "type": "pyruntime-bridge",  # the plugin's own host-local IPAM
             "ranges": [[{"subnet": "10.89.0.0/24", "gateway": "10.89.0.1"}]],
             "routes": [{"dst": "0.0.0.0/0"}],
         },
