@@ -1,4 +1,5 @@
-"""The network hook with real containers and the reference CNI plugins (/usr/lib/cni).
+"""The network hook with real containers, on the reference CNI plugins (/usr/lib/cni) and on
+pyruntime's own bridge plugin: every test runs with both.
 
 Everything a plugin makes (bridge, veths, iptables rules, sysctls) is made inside a throwaway
 network namespace that plays the host: the runtime and its hooks run there (`nsenter --net`),
@@ -48,19 +49,26 @@ exit 0
 """
 
 
-class NetLab:
-    """A throwaway "host" network namespace, a network of the reference plugins in a private
-    config dir, and the runtime CLI run inside that namespace."""
+OUR_PLUGIN = """#!/bin/sh
+exec {python} -m pyruntime.cni.bridge "$@"
+"""
 
-    def __init__(self, tmp_path: Path):
+
+class NetLab:
+    """A throwaway "host" network namespace, a network of the reference plugins or of ours in
+    a private config dir, and the runtime CLI run inside that namespace."""
+
+    def __init__(self, tmp_path: Path, plugins: str = "reference"):
         self.tmp = tmp_path
+        self.plugins = plugins
         self.host_ns = f"pyrt-nh-{uuid.uuid4().hex[:8]}"
         self.root = tmp_path / "state"
         self.config_dir = tmp_path / "net.d"
         self.config_dir.mkdir()
         self.bin = tmp_path / "cni-bin"
         self.bin.mkdir()
-        for name, text in (("pyrt-fail", FAIL_PLUGIN), ("pyrt-slow", SLOW_PLUGIN)):
+        for name, text in (("pyrt-fail", FAIL_PLUGIN), ("pyrt-slow", SLOW_PLUGIN),
+                           ("pyruntime-bridge", OUR_PLUGIN.format(python=sys.executable))):
             (self.bin / name).write_text(text)
             (self.bin / name).chmod(0o755)
         self.leases = tmp_path / "ipam"
@@ -72,13 +80,16 @@ class NetLab:
         self.write_network(self.network)
 
     def write_network(self, name: str, extra_plugins=()) -> str:
-        conflist = {"cniVersion": "1.0.0", "name": name, "plugins": [
-            {"type": "bridge", "bridge": "pyrtbr0", "isGateway": True, "ipMasq": True,
-             "hairpinMode": True,
-             "ipam": {"type": "host-local", "dataDir": str(self.leases),
-                      "ranges": [[{"subnet": "10.237.3.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-            {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
-            *extra_plugins]}
+        ipam = {"dataDir": str(self.leases), "ranges": [[{"subnet": "10.237.3.0/24"}]],
+                "routes": [{"dst": "0.0.0.0/0"}]}
+        bridge = {"bridge": "pyrtbr0", "isGateway": True, "ipMasq": True, "hairpinMode": True}
+        if self.plugins == "reference":
+            plugins = [{"type": "bridge", **bridge, "ipam": {"type": "host-local", **ipam}},
+                       {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}]
+        else:  # ours does IPAM and port mapping itself
+            plugins = [{"type": "pyruntime-bridge", **bridge, "ipam": {"type": "pyruntime-bridge", **ipam},
+                        "capabilities": {"portMappings": True}}]
+        conflist = {"cniVersion": "1.0.0", "name": name, "plugins": [*plugins, *extra_plugins]}
         (self.config_dir / f"{name}.conflist").write_text(json.dumps(conflist))
         return name
 
@@ -112,7 +123,7 @@ class NetLab:
             directory.chmod(0o755)
             self.extra_dirs.append(directory)
         config = apply_network(base, mode, publish, HOOK, config_dirs=[str(self.config_dir)],
-                               cni_path=cni_path or [REFERENCE], timeout=timeout)
+                               cni_path=cni_path or [str(self.bin), REFERENCE], timeout=timeout)
         return make_bundle(directory / uuid.uuid4().hex[:8], config)
 
     def new_id(self) -> str:
@@ -181,9 +192,9 @@ class NetLab:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture
-def lab(tmp_path):
-    lab = NetLab(tmp_path)
+@pytest.fixture(params=["reference", "pyruntime"])
+def lab(tmp_path, request):
+    lab = NetLab(tmp_path, request.param)
     yield lab
     lab.cleanup()
 
