@@ -182,3 +182,22 @@ def test_device_outside_allow_list_cannot_be_opened(rt):
     config["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
     proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
     assert proc.stdout.split() == ["full-ok", "denied"], proc.stderr
+
+
+def test_cpu_quota_limits_a_busy_loop_in_a_container(rt):
+    config = container_config(["sh", "-c", "while :; do :; done"])
+    config["linux"]["resources"] = {"cpu": {"quota": 20000, "period": 100000}}
+    cid, pid = start_detached(rt, config)
+    before = int(cgroup_file(pid, "cpuacct", "cpuacct.usage"))
+    start = time.monotonic()
+    time.sleep(1.5)
+    used = int(cgroup_file(pid, "cpuacct", "cpuacct.usage")) - before
+    share = used / 1e9 / (time.monotonic() - start)
+    assert 0.05 < share < 0.30, share  # about 20% of one CPU; never more than the quota allows
+
+
+def test_cpuset_pins_the_container(rt):
+    config = container_config(["sh", "-c", "grep Cpus_allowed_list /proc/self/status"])
+    config["linux"]["resources"] = {"cpu": {"cpus": "0"}}
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.stdout.split() == ["Cpus_allowed_list:", "0"], proc.stderr
