@@ -108,7 +108,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         undo.push("stop init", lambda: _kill_and_wait(stage1_pid))
         cgroup.add_process(stage1_pid)
         sync.send(parent_sock, "cgroup-ready")
-        msg = _recv_either(parent_sock, ("userns", "init-pid"))
+        msg = sync.recv(parent_sock, "userns", "init-pid")
         if msg["type"] == "userns":
             container.write_id_maps(stage1_pid, config)
             sync.send(parent_sock, "userns-mapped")
@@ -144,22 +144,6 @@ def _poststop_after_failure(state: ContainerState) -> None:
 
     _kill_and_wait(state.pid)
     hooks.run_hooks(state.config, "poststop", oci_state(state, STOPPED), fatal=False)
-
-
-def _recv_either(sock, kinds: tuple[str, ...]) -> dict:
-    from pyruntime.init import sync
-
-    import json
-
-    data = sock.recv(sync.MAX_MESSAGE)
-    if not data:
-        raise sync.SyncError("container init exited unexpectedly")
-    msg = json.loads(data)
-    if msg.get("type") == "error":
-        raise sync.SyncError(msg.get("message", "container init failed"))
-    if msg.get("type") not in kinds:
-        raise sync.SyncError(f"container init protocol: unexpected {msg.get('type')!r}")
-    return msg
 
 
 def connect_console(path: str | None, terminal: bool):

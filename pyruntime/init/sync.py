@@ -35,13 +35,15 @@ def send_error(sock: socket.socket, message: str) -> None:
         pass
 
 
-def recv(sock: socket.socket, expected: str) -> dict:
+def recv(sock: socket.socket, *expected: str) -> dict:
+    """The next message, which must be of one of the `expected` types."""
     data = sock.recv(MAX_MESSAGE)
+    wanted = " or ".join(repr(e) for e in expected)
     if not data:
-        raise SyncError(f"container init exited unexpectedly (waiting for {expected!r})")
+        raise SyncError(f"container init exited unexpectedly (waiting for {wanted})")
     msg = json.loads(data)
     if msg.get("type") == "error":
         raise SyncError(msg.get("message", "container init failed"))
-    if msg.get("type") != expected:
-        raise SyncError(f"container init protocol: expected {expected!r}, got {msg.get('type')!r}")
+    if msg.get("type") not in expected:
+        raise SyncError(f"container init protocol: expected {wanted}, got {msg.get('type')!r}")
     return msg
