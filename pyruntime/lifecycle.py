@@ -80,9 +80,6 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
     config = state.config
     lx = config.get("linux") or {}
     process = config.get("process") or {}
-    if not process.get("args"):
-        raise RuntimeUserError("process.args: a container needs a program to run")
-
     cgroup = cgroups.open_manager(cgroups.resolve_path(lx.get("cgroupsPath"), state.id))
     # The devices the init creates must be allowed by the devices controller.
     cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
