@@ -40,13 +40,13 @@ class Result:
 
 
 def run_command(cmd: list[str], input: str | None = None, timeout: float = 60,
-                env: dict | None = None) -> Result:
+                env: dict | None = None, cwd: str | os.PathLike | None = None) -> Result:
     """Run a client command; stdout/stderr go through files, since a container or conmon may
     inherit them and keep a pipe open long after the client returned."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.run(cmd, input=input.encode() if input is not None else None,
                               stdin=None if input is not None else subprocess.DEVNULL,
-                              stdout=out, stderr=err, timeout=timeout, env=env)
+                              stdout=out, stderr=err, timeout=timeout, env=env, cwd=cwd)
         out.seek(0)
         err.seek(0)
         return Result(proc.returncode, out.read().decode(errors="replace"),
@@ -179,12 +179,13 @@ class PodmanEnv:
         cmd = ["podman", *self.global_flags]
         if runtime:
             cmd += ["--runtime", str(self.runtimes[runtime])]
-        return run_command(cmd + list(args), env=self.env, **kwargs)
+        # conmon writes files such as `oom` into its working directory
+        return run_command(cmd + list(args), env=self.env, cwd=self.base, **kwargs)
 
     def import_image(self) -> None:
         tar = subprocess.Popen(["tar", "-C", str(BUSYBOX_ROOTFS), "-c", "."], stdout=subprocess.PIPE)
         subprocess.run(["podman", *self.global_flags, "import", "-", IMAGE], stdin=tar.stdout,
-                       env=self.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       env=self.env, cwd=self.base, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         tar.stdout.close()
         assert tar.wait() == 0
 
@@ -295,7 +296,7 @@ class Containerd:
             '[debug]\n  address = ""\n[metrics]\n  address = ""\n')
         self.log = open(base / "containerd.log", "wb")
         self.proc = subprocess.Popen(["containerd", "--config", str(config)], stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True, cwd=base)
         deadline = time.monotonic() + 20
         while not self.ctr("version").rc == 0:
             if time.monotonic() > deadline or self.proc.poll() is not None:

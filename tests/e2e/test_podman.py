@@ -135,7 +135,8 @@ def test_preserve_fds(podman, tmp_path, same_as_runc):
                   *podman.container_flags(), "--preserve-fds", "1", IMAGE,
                   "sh", "-c", "echo through-fd3 >&3; ls /proc/self/fd | wc -l"]
     # podman hands its fd 3 on: open it in a shell that then becomes podman
-    r = run_command(["sh", "-c", f'exec "$@" 3>"{out}"', "sh", *podman_cmd], env=podman.env.env)
+    r = run_command(["sh", "-c", f'exec "$@" 3>"{out}"', "sh", *podman_cmd], env=podman.env.env,
+                    cwd=podman.env.base)
     assert (r.rc, r.out.strip()) == (0, "5"), str(r)  # 0-2, 3, and ls's own directory fd
     assert out.read_text() == "through-fd3\n"
     same_as_runc(out=r.out, fd3=out.read_text())
