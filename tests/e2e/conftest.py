@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.clients import (RUNTIMES, CniNetwork, Containerd, Ctr, Podman, PodmanEnv, cgroup_dirs_under,
                                runtime_supports)
-from tests.support import host_snapshot, leaks
+from tests.support import BUSYBOX_ROOTFS, host_snapshot, leaks
 
 _baselines: dict[tuple, dict] = {}
 _sessions: dict[str, object] = {}
@@ -31,6 +31,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
             if not shutil.which("podman") or not shutil.which("conmon"):
                 item.add_marker(pytest.mark.skip(reason="podman/conmon not installed"))
+            elif not BUSYBOX_ROOTFS.is_dir():
+                item.add_marker(pytest.mark.skip(reason="no busybox rootfs: run bundles/build-rootfs"))
 
 
 # What the clients make on the host for these tests: podman's CNI netns, the test networks'
