@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 import time
 import urllib.request
+
+import pytest
 
 from tests.e2e.clients import IMAGE, host_cgroup_file, run_command
 from tests.e2e.conftest import require_runtime_command
@@ -449,3 +452,56 @@ def http_get(url: str) -> str:
             return response.read().decode()
     except OSError:
         return ""
+
+
+# --- more run options: (podman run flags, command, what runc shows) ------------------------------
+
+MORE_OPTIONS = {
+    "pid host": (["--pid", "host"], "ps -o pid | grep -qx ' *1' && ps | wc -l | awk '{print ($1 > 10)}'",
+                 "1\n"),
+    "ipc host": (["--ipc", "host"], "readlink /proc/self/ns/ipc",
+                 lambda: os.readlink("/proc/self/ns/ipc") + "\n"),
+    "network host": (["--network", "host"], "test -e /sys/class/net/lo && echo lo", "lo\n"),
+    "privileged": (["--privileged"], "grep -E '^(CapEff|Seccomp):' /proc/self/status; "
+                   "test -e /dev/loop-control -o -e /dev/kmsg && echo host-devices",
+                   "CapEff:\t000001fffeffffff\nSeccomp:\t0\nhost-devices\n"),
+    "device": (["--device", "/dev/null:/dev/mynull"],
+               "echo x > /dev/mynull && ls -l /dev/mynull | cut -c1-10", "crw-rw-rw-\n"),
+    "shm-size": (["--shm-size", "1m"], "grep ' /dev/shm ' /proc/mounts | cut -d' ' -f4",
+                 "rw,nosuid,nodev,noexec,relatime,size=1024k\n"),
+    "oom-score-adj": (["--oom-score-adj", "500"], "cat /proc/self/oom_score_adj", "500\n"),
+    "cpuset": (["--cpuset-cpus", "0"], "grep Cpus_allowed_list /proc/self/status",
+               "Cpus_allowed_list:\t0\n"),
+    "seccomp unconfined": (["--security-opt", "seccomp=unconfined"],
+                           "grep Seccomp: /proc/self/status", "Seccomp:\t0\n"),
+    "cgroupns private": (["--cgroupns", "private"], "grep -E ':(memory|pids):' /proc/self/cgroup",
+                         "8:pids:/\n4:memory:/\n"),
+    "rslave ro mount": (["--mount", "type=bind,src=/etc,dst=/m,bind-propagation=rslave,ro"],
+                        "grep ' /m ' /proc/self/mountinfo | grep -c master:; touch /m/x 2>&1 | cut -d: -f3",
+                        lambda: f"{int(_host_root_is_shared())}\n Read-only file system\n"),
+    "add-host": (["--add-host", "foo:192.0.2.99"], "grep foo /etc/hosts", "192.0.2.99\tfoo\n"),
+    "nobody": (["-u", "65534"], "id", "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"),
+    "read-only without tmpfs": (["--read-only", "--read-only-tmpfs=false"],
+                                "touch /tmp/x 2>&1 | cut -d: -f3", " Read-only file system\n"),
+    "cap-add all": (["--cap-add", "ALL"], "grep CapEff /proc/self/status", "CapEff:\t000001fffeffffff\n"),
+}
+
+
+@pytest.mark.parametrize("case", list(MORE_OPTIONS))
+def test_more_run_options(podman, case, same_as_runc):
+    flags, command, expected = MORE_OPTIONS[case]
+    network = "none"
+    if "--network" in flags:
+        network = flags[flags.index("--network") + 1]
+        flags = [f for f in flags if f not in ("--network", network)]
+    r = podman.run("--rm", *flags, image_args=("sh", "-c", command), network=network)
+    if callable(expected):  # depends on the host
+        expected = expected()
+    assert (r.rc, r.out) == (0, expected), str(r)
+    same_as_runc(rc=r.rc, out=r.out)
+
+
+def _host_root_is_shared() -> bool:
+    """An rslave bind has a master only if its source is in a shared peer group."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == "/" and "shared:" in line for line in f)
