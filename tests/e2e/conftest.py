@@ -26,8 +26,9 @@ _sessions: dict[str, object] = {}
 
 
 def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
     for item in items:
-        if "e2e" in item.path.parts:
+        if item.path.is_relative_to(here):
             item.add_marker(pytest.mark.e2e)
             if not shutil.which("podman") or not shutil.which("conmon"):
                 item.add_marker(pytest.mark.skip(reason="podman/conmon not installed"))
