@@ -336,7 +336,6 @@ def click_main() -> int:
         return 130
     except click.ClickException as e:
         e.show()
-        if log.logging_to_file():
-            log.write("error", e.format_message())
+        log.write("error", e.format_message(), echo=False)
         return e.exit_code
     return result if isinstance(result, int) else 0

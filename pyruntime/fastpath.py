@@ -73,6 +73,19 @@ def parse(argv: list[str]) -> tuple[str, dict] | None:
     return command, {**{k: DEFAULTS[k] for k in _names(command)}, **opts}
 
 
+def leading_globals(argv: list[str]) -> dict:
+    """The global flags before the first argument that is not one (for logging set-up when
+    the rest of the line is left to click)."""
+    opts: dict = {}
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        consumed = _take_flags(argv, i, GLOBAL_FLAGS, opts, stop_at_positional=True)
+        if consumed is None or consumed == i:
+            break
+        i = consumed
+    return opts
+
+
 def _names(command: str) -> set[str]:
     flags, positional = HOT_COMMANDS[command]
     return {d for d, _ in GLOBAL_FLAGS.values()} | {d for d, _ in flags.values()} | set(positional[1:])
@@ -144,6 +157,10 @@ def main() -> None:
         if parsed is None:
             from pyruntime.cli import click_main
 
+            # Even a command line click rejects must leave its error in the --log file:
+            # containerd and podman read the reason for a failure from there.
+            early = leading_globals(sys.argv[1:])
+            log.configure(early.get("log_path"), early.get("log_format", "text"), early.get("debug", False))
             code = click_main()
         else:
             code = dispatch(*parsed)

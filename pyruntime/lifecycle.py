@@ -13,7 +13,7 @@ import signal
 import time
 
 from pyruntime import log
-from pyruntime.errors import InvalidState, RuntimeUserError
+from pyruntime.errors import ContainerNotFound, InvalidState, RuntimeUserError
 from pyruntime.state import (CREATED, CREATING, PAUSED, RUNNING, STOPPED, ContainerDir,
                              ContainerState, oci_state, process_start_time, status_of, utc_now)
 
@@ -305,7 +305,15 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
     from pyruntime import hooks
 
     cdir = ContainerDir(root, container_id)
-    with cdir.lock():
+    try:
+        cdir.lock()
+    except ContainerNotFound:
+        # runc: forcing the deletion of what is already gone succeeds; podman sends it after
+        # every failed create and would otherwise log a second, misleading error
+        if force:
+            return
+        raise
+    with cdir:
         try:
             state = cdir.load()
         except RuntimeUserError:

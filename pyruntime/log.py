@@ -20,10 +20,6 @@ def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
     _path, _format, _debug = path or None, fmt, debug
 
 
-def logging_to_file() -> bool:
-    return bool(_path)
-
-
 def debug_enabled() -> bool:
     return _debug
 
@@ -33,7 +29,8 @@ def _timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
-def write(level: str, msg: str) -> None:
+def write(level: str, msg: str, echo: bool = True) -> None:
+    """`echo`: errors also go to stderr (unless the caller already showed them)."""
     if level == "debug" and not _debug:
         return
     if _path:
@@ -46,8 +43,10 @@ def write(level: str, msg: str) -> None:
                 f.write(line + "\n")
         except OSError:
             pass
-        if level != "error":
+        if level != "error" or not echo:
             return  # errors also go to stderr, for a person watching
+    if not echo:
+        return
     try:
         print(msg if level == "error" else f"{level}: {msg}", file=sys.stderr)
     except (OSError, ValueError):

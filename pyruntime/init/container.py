@@ -230,14 +230,15 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     rootfs.pivot(opts.no_pivot)
     if process.get("terminal"):
         proc.setup_terminal(opts.console_sock, process.get("consoleSize"))
-    rootfs.finish()
     if config.get("hostname") and "uts" in plan.new_types | {k for k, _ in plan.join}:
         import socket
 
         socket.sethostname(config["hostname"])
     if config.get("domainname"):
         linux.setdomainname(config["domainname"])
+    # before the read-only paths: podman's configs list /proc/sys among them (runc's order)
     apply_sysctl(lx.get("sysctl") or {})
+    rootfs.finish()
     proc.set_oom_score_adj(process)
     proc.apply_rlimits(process.get("rlimits") or [])
     if lx.get("personality"):

@@ -251,7 +251,10 @@ class RootfsBuilder:
         staging = tempfile.mkdtemp(prefix="pyruntime-copyup-")
         try:
             linux.mount("tmpfs", staging, "tmpfs", flags, data or None)
+            mode = os.stat(staging).st_mode & 0o7777
             shutil.copytree(dest, staging, symlinks=True, dirs_exist_ok=True)
+            # copytree also copies dest's own mode onto the tmpfs root; the mount's mode= wins
+            os.chmod(staging, mode)
             linux.mount(staging, dest, None, linux.MS_MOVE)
         finally:
             os.rmdir(staging)

@@ -92,7 +92,13 @@ def build_filter(profile: dict):
                     lib.Arg(a["index"], getattr(lib, OPERATORS[a["op"]]), a["value"], a.get("valueTwo", 0))
                     for a in arg_set
                 ]
-                f.add_rule(act, number, *conditions)
+                try:
+                    f.add_rule(act, number, *conditions)
+                except OSError as e:
+                    # libseccomp refuses a rule it already holds; podman's profile repeats
+                    # some (e.g. socket's) once capabilities select extra rule sets
+                    if e.errno != errno.EEXIST:
+                        raise
     return f
 
 

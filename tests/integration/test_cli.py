@@ -21,6 +21,15 @@ def test_json_log_through_click_path(rt, tmp_path):
     assert json.loads(log.read_text().splitlines()[-1])["level"] == "error"
 
 
+def test_usage_errors_reach_the_log_too(rt, tmp_path):
+    log = tmp_path / "log.json"
+    proc = rt("--log", str(log), "--log-format", "json", "frobnicate", "x")
+    assert proc.returncode == 2
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "frobnicate" in entry["msg"]
+    assert proc.stderr.count("frobnicate") == 1  # shown once, by click
+
+
 def test_text_log(rt, tmp_path):
     log = tmp_path / "log.txt"
     rt("--log", str(log), "kill", "missing")
