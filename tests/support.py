@@ -85,55 +85,41 @@ def load_json(text: str):
 
 BUSYBOX_ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 
-DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-
-
 def container_config(args: list[str], **changes) -> dict:
-    """A config.json shaped like `runc spec`'s default, with terminal off and `args` to run."""
-    config = {
-        "ociVersion": "1.2.0",
-        "process": {
-            "terminal": False,
-            "user": {"uid": 0, "gid": 0},
-            "args": args,
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-            "cwd": "/",
-            "capabilities": {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted")},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": True,
-        },
-        "root": {"path": "rootfs", "readonly": True},
-        "hostname": "pyruntime-test",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
-        ],
-        "linux": {
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
-            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/timer_list",
-                            "/sys/firmware", "/proc/scsi"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-        },
-    }
+    """`pyruntime spec`'s default config with what tests need: no terminal, `args` to run, a
+    cgroup namespace (the default adds it only on cgroup v2 hosts) and a writable /tmp under
+    the read-only root. Keyword changes replace a top-level field, or with a double
+    underscore a field one level down (process__terminal=True sets process.terminal)."""
+    from pyruntime.spec import default_spec
+
+    config = default_spec()
+    config["process"]["terminal"] = False
+    config["process"]["args"] = args
+    config["hostname"] = "pyruntime-test"
+    namespaces = config["linux"]["namespaces"]
+    if not any(ns["type"] == "cgroup" for ns in namespaces):
+        namespaces.append({"type": "cgroup"})
+    config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                             "options": ["nosuid", "nodev"]})
     for key, value in changes.items():
-        section, _, field = key.partition("__")  # process__terminal=True sets process.terminal
+        section, _, field = key.partition("__")
         if field:
             config.setdefault(section, {})[field] = value
         else:
             config[section] = value
     return config
+
+
+def wait_for(predicate, timeout: float = 15, interval: float = 0.05):
+    """Poll `predicate` until it returns something true or `timeout` passes; its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 def make_bundle(directory: Path, config: dict, copy_rootfs: bool = True) -> Path:

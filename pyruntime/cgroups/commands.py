@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal as signals
 import time
+from collections.abc import Callable, Iterator
 
 from pyruntime.errors import RuntimeUserError
 

@@ -7,6 +7,7 @@ The parsers take file contents; `v1_stats` / `v2_stats` take a reader function
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from . import convert
 

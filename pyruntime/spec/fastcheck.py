@@ -16,6 +16,7 @@ import marshal
 import os
 import sys
 import zlib
+from collections.abc import Callable
 
 from pyruntime.spec import schemas
 

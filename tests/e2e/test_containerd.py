@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 from tests.e2e.clients import IMAGE, host_cgroup_file
 from tests.e2e.conftest import require_runtime_command
+from tests.support import wait_for
 
 
-def wait_for(predicate, timeout: float = 15, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def task_pid(ctr, cid: str) -> int:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.clients import IMAGE, host_cgroup_file, run_command
 from tests.e2e.conftest import require_runtime_command
+from tests.support import wait_for
 
 
 def status_lines(text: str, *keys: str) -> dict[str, str]:
@@ -25,13 +26,6 @@ def status_lines(text: str, *keys: str) -> dict[str, str]:
     return found
 
 
-def wait_for(predicate, timeout: float = 15, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 # --- run, exit codes, process attributes -------------------------------------------------

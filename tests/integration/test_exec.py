@@ -4,7 +4,6 @@ import json
 import os
 import time
 
-from tests.support import container_config
 
 
 def running(rt, args=("sleep", "60"), **changes):

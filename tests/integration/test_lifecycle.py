@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support import container_config, pyruntime
+from tests.support import container_config
 
 
 def wait_status(rt, cid, status, timeout=10):

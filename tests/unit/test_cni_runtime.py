@@ -1,7 +1,6 @@
 """The CNI runtime against small fake plugins (shell scripts that record what they got)."""
 
 import json
-import os
 import stat
 
 import pytest
