@@ -156,6 +156,12 @@ class PodmanEnv:
         self.conf = base / "containers.conf"
         self.network_dir = base / "cni"
         self.network_dir.mkdir()
+        # This checkout's CNI plugin, under its type name, beside the reference plugins.
+        self.plugin_dir = base / "cni-bin"
+        self.plugin_dir.mkdir()
+        plugin = self.plugin_dir / "pyruntime-bridge"
+        plugin.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m pyruntime.cni.bridge \"$@\"\n")
+        plugin.chmod(0o755)
         self.conf.write_text(
             "[containers]\n"
             # root here lacks CAP_SYS_RESOURCE: podman's default 1048576 limits cannot be set
@@ -168,7 +174,7 @@ class PodmanEnv:
             + "".join(f'{rt} = ["{path}"]\n' for rt, path in self.runtimes.items())
             + "[network]\n"
             'network_backend = "cni"\n'
-            'cni_plugin_dirs = ["/usr/lib/cni"]\n'
+            f'cni_plugin_dirs = ["{self.plugin_dir}", "/usr/lib/cni"]\n'
             f'network_config_dir = "{self.network_dir}"\n')
         self.env = dict(os.environ, CONTAINERS_CONF=str(self.conf))
         self.global_flags = ["--root", str(base / "root"), "--runroot", str(base / "runroot"),
@@ -395,13 +401,14 @@ class Ctr:
 
 
 class CniNetwork:
-    """A podman CNI network of the reference plugins (bridge + host-local + portmap) with its
-    own bridge and subnet; removes what the plugins leave behind on purpose (the bridge, the
-    IPAM directory, portmap's shared chains when this network created them)."""
+    """A podman CNI network with its own bridge and subnet, of the reference plugins (bridge +
+    host-local + portmap) or of pyruntime-bridge alone (its own IPAM and port mapping);
+    removes what the plugins leave behind on purpose (the bridge, the IPAM directory,
+    portmap's shared chains when this network created them)."""
 
     HOSTPORT_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ")
 
-    def __init__(self, network_dir: Path):
+    def __init__(self, network_dir: Path, plugins: str = "reference"):
         import ipaddress
         import json
         import random
@@ -418,15 +425,16 @@ class CniNetwork:
         self.nat_before = self._nat_rules()
         self.nat_table_existed = self._nat_table_exists()
         gateway = str(self.subnet.network_address + 1)
-        conflist = {
-            "cniVersion": "0.4.0", "name": self.name,
-            "plugins": [
-                {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": True,
-                 "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}],
-                          "ranges": [[{"subnet": str(self.subnet), "gateway": gateway}]]}},
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        }
+        bridge = {"bridge": self.bridge, "isGateway": True, "ipMasq": True}
+        ranges = {"routes": [{"dst": "0.0.0.0/0"}],
+                  "ranges": [[{"subnet": str(self.subnet), "gateway": gateway}]]}
+        if plugins == "reference":
+            chain = [{"type": "bridge", **bridge, "ipam": {"type": "host-local", **ranges}},
+                     {"type": "portmap", "capabilities": {"portMappings": True}}]
+        else:
+            chain = [{"type": "pyruntime-bridge", **bridge, "ipam": {"type": "pyruntime-bridge", **ranges},
+                      "capabilities": {"portMappings": True}}]
+        conflist = {"cniVersion": "0.4.0", "name": self.name, "plugins": chain}
         self.path = network_dir / f"{self.name}.conflist"
         self.path.write_text(json.dumps(conflist, indent=1))
 

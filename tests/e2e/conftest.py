@@ -133,9 +133,9 @@ def podman_ids(client: Podman) -> list[str]:
     return [line.split()[0] for line in r.out.splitlines() if line.split()[-1] in client.names]
 
 
-@pytest.fixture
-def cni_network(podman_env, podman):
-    network = CniNetwork(podman_env.network_dir)
+@pytest.fixture(params=["reference", "pyruntime-bridge"])
+def cni_network(podman_env, podman, request):
+    network = CniNetwork(podman_env.network_dir, request.param)
     yield network
     podman.cleanup()  # the plugins' DEL must run before the network goes
     network.remove()

@@ -233,6 +233,81 @@ def test_two_containers_on_one_bridge_reach_each_other(lab):
     assert lab.leftovers(server) == []
 
 
+class OutsideHost:
+    """Another machine on the lab host's "uplink": a namespace joined to the lab host by a veth
+    pair, 198.51.100.1 (lab host) <-> 198.51.100.2 (outside), nothing else."""
+
+    def __init__(self, lab):
+        self.ns = f"pyrt-no-{uuid.uuid4().hex[:8]}"
+        self.host_ip, self.ip = "198.51.100.1", "198.51.100.2"
+        self.lab = lab
+        self.link = link = f"up{uuid.uuid4().hex[:8]}"
+        subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        try:
+            lab.host("ip", "link", "add", link, "type", "veth", "peer", "name", "uplink", "netns", self.ns)
+            lab.host("ip", "addr", "add", f"{self.host_ip}/24", "dev", link)
+            lab.host("ip", "link", "set", link, "up")
+            for cmd in (["addr", "add", f"{self.ip}/24", "dev", "uplink"],
+                        ["link", "set", "uplink", "up"], ["link", "set", "lo", "up"]):
+                subprocess.run(["ip", "-n", self.ns, *cmd], check=True)
+        except BaseException:
+            self.remove()
+            raise
+
+    def run(self, *cmd, **kwargs):
+        return subprocess.run(["ip", "netns", "exec", self.ns, *cmd], capture_output=True, text=True,
+                              timeout=30, **kwargs)
+
+    def remove(self):
+        # Deleting the link at once: a namespace's own teardown is asynchronous.
+        self.lab.host("ip", "link", "del", self.link, check=False)
+        subprocess.run(["ip", "netns", "del", self.ns], check=False)
+
+
+PEER_ADDRESS_SERVER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 9000))
+s.listen(1)
+s.settimeout(20)
+print("listening", flush=True)
+conn, peer = s.accept()
+print(peer[0], flush=True)
+conn.close()
+"""
+
+
+def test_outside_host_reaches_published_port_and_sees_snat(lab):
+    outside = OutsideHost(lab)
+    try:
+        cid = lab.run_detached(["httpd", "-f", "-p", "80", "-h", "/var/www"], publish=["18081:80"])
+        # DNAT: from another host, through the lab host's address.
+        get = ("import sys, time, urllib.request\n"
+               "for _ in range(50):\n"
+               "    try:\n"
+               "        print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode()); break\n"
+               "    except OSError:\n"
+               "        time.sleep(0.1)\n")
+        proc = outside.run(sys.executable, "-c", get, f"http://{outside.host_ip}:18081/")
+        assert "hello" in proc.stdout, proc.stderr
+        # SNAT: the container's connection arrives from the lab host's address.
+        server = subprocess.Popen(["ip", "netns", "exec", outside.ns, sys.executable, "-c",
+                                   PEER_ADDRESS_SERVER, outside.ip], stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout.readline().strip() == "listening"
+            proc = lab.runtime("exec", cid, "sh", "-c", f"echo hi | nc -w 3 {outside.ip} 9000")
+            assert proc.returncode == 0, proc.stderr
+            assert server.stdout.readline().strip() == outside.host_ip
+        finally:
+            server.kill()
+            server.wait()
+        assert lab.runtime("delete", "--force", cid).returncode == 0
+    finally:
+        outside.remove()
+    assert lab.leftovers(cid) == []
+
+
 def test_user_namespace_container_gets_the_network(lab):
     server = lab.run_detached(["httpd", "-f", "-p", "80", "-h", "/var/www"])
     ip = lab.container_ip(server)
