@@ -13,7 +13,9 @@ import ipaddress
 import json
 import os
 
-FILES_DIR = "/run/pyruntime/network"
+# Not under /run/pyruntime: that is the runtime's default state root, whose entries are
+# container ids (a container named "network" would collide).
+FILES_DIR = "/run/pyruntime-network"
 FILES = ("hosts", "resolv.conf")
 
 

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from pyruntime.network.files import FILES_DIR
 from pyruntime.network.spec import apply_network
 from tests.support import REPO, container_config, make_bundle, repo_env
 
 REFERENCE = "/usr/lib/cni"
 HOOK = str(REPO / "hooks" / "pyruntime-network")
 CACHE = Path("/var/lib/pyruntime/cni/results")
-FILES = Path("/run/pyruntime/network")
+FILES = Path(FILES_DIR)
 
 pytestmark = pytest.mark.skipif(not all(os.path.exists(f"{REFERENCE}/{p}") for p in
                                         ("bridge", "host-local", "portmap")),

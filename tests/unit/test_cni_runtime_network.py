@@ -122,8 +122,8 @@ def test_apply_container_joins_the_named_netns():
     assert netns_entries(config) == [{"type": "network", "path": "/run/netns/web"}]
     assert "hooks" not in config
     assert [(m["source"], m["destination"]) for m in config["mounts"][-2:]] == [
-        ("/run/pyruntime/network/web/hosts", "/etc/hosts"),
-        ("/run/pyruntime/network/web/resolv.conf", "/etc/resolv.conf")]
+        ("/run/pyruntime-network/web/hosts", "/etc/hosts"),
+        ("/run/pyruntime-network/web/resolv.conf", "/etc/resolv.conf")]
     config = apply_network(config, "bridge", (), "/h")
     assert not any(m["destination"] == "/etc/hosts" for m in config["mounts"])
 
