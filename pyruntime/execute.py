@@ -65,7 +65,7 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
             detach: bool = False, pid_file: str | None = None, preserve_fds: int = 0) -> int:
     """Run `process` in the container; return its exit code (0 at once with `detach`)."""
     from pyruntime import cgroups, linux
-    from pyruntime.init import execin, sync
+    from pyruntime.init import execin, reexec, sync
 
     terminal = bool(process.get("terminal"))
     if not detach:
@@ -80,13 +80,10 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
         console = proxy.theirs or lifecycle.connect_console(console_socket, terminal)
         parent_sock, child_sock = sync.pair()
         opts = execin.ExecOptions(state.pid, process, state.config, console_sock=console,
-                                  preserve_fds=preserve_fds,
-                                  runtime_fds={cdir.lock_fd} if cdir.lock_fd is not None else set())
+                                  preserve_fds=preserve_fds)
         try:
-            stage1_pid = os.fork()
-            if stage1_pid == 0:
-                parent_sock.close()
-                execin.stage1(opts, child_sock)
+            stage1_pid = reexec.spawn("exec", opts, parent_sock, child_sock,
+                                      {cdir.lock_fd} if cdir.lock_fd is not None else set())
             child_sock.close()
             if proxy.theirs is not None:
                 proxy.theirs.close()  # the child has it; an EOF must reach us if it dies
@@ -119,7 +116,9 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
 
 def _wait_for_exec(sock) -> None:
     """After "exec" the socket closes on a successful execve, or carries the failure."""
+    from pyruntime.init import sync
+
     data = sock.recv(65536)
     if data:
-        message = json.loads(data).get("message", "exec failed")
+        message = sync.decode(data).get("message", "exec failed")
         raise RuntimeUserError(message)

@@ -8,8 +8,6 @@ remaining hooks still run.
 
 from __future__ import annotations
 
-import json
-
 from pyruntime import log
 from pyruntime.errors import HookFailed
 
@@ -21,6 +19,7 @@ def hooks_of(config: dict, phase: str) -> list[dict]:
 
 
 def run_hook(hook: dict, state: dict, phase: str, index: int) -> None:
+    import json  # not at the top: the container's init imports this module on its hot path
     import subprocess
 
     args = list(hook.get("args") or [hook["path"]])

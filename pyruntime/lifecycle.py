@@ -75,7 +75,7 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
 def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
                       console_socket: str | None, no_pivot: bool, preserve_fds: int, console) -> None:
     from pyruntime import cgroups, hooks
-    from pyruntime.init import container, sync
+    from pyruntime.init import container, reexec, sync
 
     config = state.config
     lx = config.get("linux") or {}
@@ -94,13 +94,12 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
     opts = container.InitOptions(
         container_id=state.id, config=config, bundle=state.bundle, state_dir_fd=state_dir_fd,
         no_pivot=no_pivot, preserve_fds=preserve_fds, console_sock=console,
-        extra_keep_fds={console.fileno()} if console else set(),
-        runtime_fds={cdir.lock_fd} if cdir.lock_fd is not None else set())
+        extra_keep_fds={console.fileno()} if console else set())
     try:
-        stage1_pid = os.fork()
-        if stage1_pid == 0:
-            parent_sock.close()
-            container.stage1(opts, child_sock)
+        # The container lock must not stay with the child: a flock is shared by every copy
+        # of its fd, and `start` would wait for it forever.
+        stage1_pid = reexec.spawn("init", opts, parent_sock, child_sock,
+                                  {cdir.lock_fd} if cdir.lock_fd is not None else set())
         child_sock.close()
         undo.push("stop init", lambda: _kill_and_wait(stage1_pid))
         cgroup.add_process(stage1_pid)

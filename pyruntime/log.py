@@ -6,7 +6,6 @@ runtime failed, so errors are always written there in runc's shape: {"level", "m
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -18,6 +17,11 @@ _debug = False
 def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
     global _path, _format, _debug
     _path, _format, _debug = path or None, fmt, debug
+
+
+def settings() -> tuple[str | None, str, bool]:
+    """What configure() was given, for a process that cannot inherit it (a fresh interpreter)."""
+    return _path, _format, _debug
 
 
 def debug_enabled() -> bool:
@@ -35,6 +39,8 @@ def write(level: str, msg: str, echo: bool = True) -> None:
         return
     if _path:
         if _format == "json":
+            import json
+
             line = json.dumps({"level": level, "msg": msg, "time": _timestamp()})
         else:
             line = f'time="{_timestamp()}" level={level} msg="{msg}"'

@@ -1,7 +1,8 @@
 """The processes `create` forks, and what each does before the user's program is exec'ed.
 
     create (runtime, host namespaces)
-      └─ stage 1: joins namespaces given by path, creates the user namespace (the runtime
+      └─ stage 1: a fresh interpreter from a sealed copy of the runtime's (init/reexec.py);
+         │          joins namespaces given by path, creates the user namespace (the runtime
          │          writes its id maps), unshares the other new namespaces, forks, and exits
          └─ stage 2 = container init (PID 1 of a new PID namespace): rootfs, [createRuntime /
                       prestart hooks run by the runtime], createContainer hooks, pivot_root,
@@ -16,7 +17,6 @@ Both stages report failures over the sync socket before `ready`, and through the
 from __future__ import annotations
 
 import os
-import signal
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
@@ -27,11 +27,12 @@ JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "mount", "cgroup", "time"]
 
 
 class InitOptions:
-    """What the forked stages need to know; they inherit it across fork, nothing is sent."""
+    """What the container's stages need to know: the runtime sends it to stage 1 (reexec.spawn),
+    and stage 2 inherits it across fork."""
 
     def __init__(self, container_id: str, config: dict, bundle: str, state_dir_fd: int,
                  no_pivot: bool = False, preserve_fds: int = 0, console_sock=None,
-                 extra_keep_fds: set[int] | None = None, runtime_fds: set[int] | None = None):
+                 extra_keep_fds: set[int] | None = None):
         self.container_id = container_id
         self.config = config
         self.bundle = bundle
@@ -40,9 +41,9 @@ class InitOptions:
         self.preserve_fds = preserve_fds
         self.console_sock = console_sock
         self.extra_keep_fds = extra_keep_fds or set()
-        # fds of the runtime the children must drop at once (the container lock above all: a
-        # flock is shared by forked copies of the fd, and `start` would wait for it forever)
-        self.runtime_fds = runtime_fds or set()
+
+    def passed_fds(self) -> list[int]:
+        return [self.state_dir_fd, *self.extra_keep_fds]
         self.executable = ""
 
 
@@ -86,12 +87,9 @@ def _fail(sock, exc: BaseException) -> None:
 
 
 def stage1(opts: InitOptions, sock) -> None:
-    """Runs in the first child of `create`. Never returns."""
+    """Runs in the first child of `create`, started by reexec.spawn. Never returns."""
     code = 1
     try:
-        for fd in opts.runtime_fds:
-            os.close(fd)
-        linux.set_pdeathsig(signal.SIGKILL)
         sync.recv(sock, "cgroup-ready")
         plan = NamespacePlan.from_config(opts.config)
         for kind, path in plan.join:
@@ -169,14 +167,16 @@ def write_id_maps(pid: int, config: dict) -> None:
 def loopback_up() -> None:
     """A new network namespace has `lo` down; bring it up as runc does (SIOCSIFFLAGS)."""
     import fcntl
-    import socket
     import struct
 
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = linux.inet_dgram_socket()
+    try:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, req))[1]
         fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+    finally:
+        os.close(s)
 
 
 def stage2(opts: InitOptions, sock, plan: NamespacePlan) -> None:
@@ -231,9 +231,7 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     if process.get("terminal"):
         proc.setup_terminal(opts.console_sock, process.get("consoleSize"))
     if config.get("hostname") and "uts" in plan.new_types | {k for k, _ in plan.join}:
-        import socket
-
-        socket.sethostname(config["hostname"])
+        linux.sethostname(config["hostname"])
     if config.get("domainname"):
         linux.setdomainname(config["domainname"])
     # before the read-only paths: podman's configs list /proc/sys among them (runc's order)
@@ -247,17 +245,19 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     from pyruntime import log
 
     opts.executable = proc.become(process, lx.get("seccomp"), log.warn)
-    keep = {opts.state_dir_fd, sock.fileno()} | opts.extra_keep_fds
+    keep = {opts.state_dir_fd, sock} | opts.extra_keep_fds
     proc.close_fds_from(3 + opts.preserve_fds, keep)
     sync.send(sock, "ready")
-    sock.close()
+    os.close(sock)
 
 
 def preload_modules(config: dict) -> None:
     """Import now what the init uses after pivot_root: from then on the interpreter's own
     files (and shared libraries such as libseccomp) are out of reach."""
-    import fcntl, socket, struct, termios  # noqa: E401,F401
+    import fcntl, struct, termios  # noqa: E401,F401
 
+    if (config.get("process") or {}).get("terminal"):
+        import socket  # noqa: F401  (setup_terminal sends the pty master with it)
     if (config.get("hooks") or {}).get("startContainer"):
         import subprocess  # noqa: F401  (hooks.run_hook imports it when it runs)
     if (config.get("linux") or {}).get("seccomp"):

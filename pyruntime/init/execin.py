@@ -1,7 +1,8 @@
 """`exec`: start another process inside a running container.
 
     pyruntime exec (host)
-      └─ stage 1: placed in the container's cgroup by the runtime; joins the init's namespaces
+      └─ stage 1: a fresh interpreter from a sealed copy of the runtime's (init/reexec.py),
+         │        placed in the container's cgroup by the runtime; joins the init's namespaces
          │        (user first; mount last, which moves it into the container's root)
          └─ stage 2 (a child, so that it is inside the joined PID namespace): terminal,
                     rlimits, user, capabilities, no_new_privs, cwd, seccomp, execve
@@ -15,7 +16,6 @@ interpreter with the container's own program.
 from __future__ import annotations
 
 import os
-import signal
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
@@ -39,26 +39,26 @@ def namespaces_to_join(init_pid: int) -> list[tuple[str, str]]:
 
 class ExecOptions:
     def __init__(self, init_pid: int, process: dict, config: dict, console_sock=None,
-                 preserve_fds: int = 0, runtime_fds: set[int] | None = None):
+                 preserve_fds: int = 0):
         self.init_pid = init_pid
         self.process = process
         self.config = config
         self.console_sock = console_sock
         self.preserve_fds = preserve_fds
-        self.runtime_fds = runtime_fds or set()
+
+    def passed_fds(self) -> list:
+        return [self.console_sock] if self.console_sock is not None else []
 
 
 def stage1(opts: ExecOptions, sock) -> None:
-    """Never returns."""
+    """Started by reexec.spawn. Never returns."""
     code = 1
     try:
-        for fd in opts.runtime_fds:
-            os.close(fd)
         linux.prctl(proc.PR_SET_DUMPABLE, 0)
-        linux.set_pdeathsig(signal.SIGKILL)
         sync.recv(sock, "cgroup-ready")
         # Nothing of the host's filesystem can be imported once the mount namespace is joined.
-        preload_modules({"linux": {"seccomp": (opts.config.get("linux") or {}).get("seccomp")}})
+        preload_modules({"process": opts.process,
+                         "linux": {"seccomp": (opts.config.get("linux") or {}).get("seccomp")}})
         from pyruntime import log  # noqa: F401
         # Open every namespace first: after joining the mount namespace the host's /proc is gone.
         fds = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
@@ -94,7 +94,7 @@ def stage2(opts: ExecOptions, sock) -> None:
         proc.apply_rlimits(process.get("rlimits") or [])
         profile = (opts.config.get("linux") or {}).get("seccomp")
         executable = proc.become(process, profile, log.warn, undumpable=True)
-        proc.close_fds_from(3 + opts.preserve_fds, {sock.fileno()})
+        proc.close_fds_from(3 + opts.preserve_fds, {sock})
         sync.send(sock, "exec")
         proc.exec_program(executable, process, profile)
     except BaseException as e:

@@ -230,10 +230,10 @@ def close_fds_from(first: int, keep: set[int]) -> None:
                 raise
 
 
-def setup_terminal(console_sock, size: dict[str, int] | None, console_mount: bool = True) -> None:
+def setup_terminal(console_fd: int, size: dict[str, int] | None, console_mount: bool = True) -> None:
     """Open a pty in the container's devpts, make its slave our stdio and controlling terminal,
     bind it over /dev/console (for the init), and hand the master to the caller through the
-    console socket."""
+    console socket (`console_fd`)."""
     import fcntl
     import socket
     import struct
@@ -255,6 +255,7 @@ def setup_terminal(console_sock, size: dict[str, int] | None, console_mount: boo
         os.dup2(slave, fd)
     if slave > 2:
         os.close(slave)
+    console_sock = socket.socket(fileno=console_fd)
     socket.send_fds(console_sock, [slave_path.encode()], [master])
     os.close(master)
     console_sock.close()

@@ -4,6 +4,7 @@ import json
 import os
 import time
 
+from tests.support import container_config
 
 
 def running(rt, args=("sleep", "60"), **changes):
@@ -96,7 +97,7 @@ def test_runtime_process_is_out_of_the_containers_reach(rt):
     runtime's /proc/<pid>/exe (the host interpreter): the process is not dumpable."""
     import socket
 
-    from pyruntime.init import execin, sync
+    from pyruntime.init import execin, reexec, sync
 
     cid = running(rt)
     state = json.loads((rt.root / cid / "state.json").read_text())
@@ -113,10 +114,7 @@ def test_runtime_process_is_out_of_the_containers_reach(rt):
     parent_sock, child_sock = sync.pair()
     opts = execin.ExecOptions(state["pid"], {"args": ["true"], "terminal": True, "cwd": "/"},
                               state["config"], console_sock=held)
-    stage1 = os.fork()
-    if stage1 == 0:
-        parent_sock.close()
-        execin.stage1(opts, child_sock)
+    stage1 = reexec.spawn("exec", opts, parent_sock, child_sock)
     child_sock.close()
     held.close()
     stage2 = None
@@ -146,3 +144,59 @@ def test_runtime_process_is_out_of_the_containers_reach(rt):
             os.kill(stage2, 9)
         parent_sock.close()
         peer.close()
+
+
+# Run by the kernel as `/proc/self/exe -S /evil`: a container program that names the executable
+# of whoever execs it. Were that the host's interpreter, the script would be running it and
+# could open it for writing (CVE-2019-5736). It only looks: access() writes nothing.
+SELF_EXE_SCRIPT = """#!/proc/self/exe -S
+import os
+print("ran", os.path.basename(os.readlink("/proc/self/exe")) or "detached")
+print("writable", os.access("/proc/self/exe", os.W_OK))
+"""
+
+
+def self_exe_bundle(rt):
+    """A busybox bundle in which the runtime's interpreter could run if the kernel handed it
+    over: the host's /usr read-only (libraries and standard library), /lib and /lib64 leading
+    into it as on the host (the ELF loader), plus the script above as /evil."""
+    import sys
+
+    config = container_config(["/evil"])
+    config["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr",
+                             "options": ["rbind", "ro"]})
+    bundle = rt.bundle_from(config)
+    for merged in ("lib", "lib64"):
+        (bundle / "rootfs" / merged).symlink_to(f"usr/{merged}")
+    (bundle / "rootfs" / "evil").write_text(SELF_EXE_SCRIPT)
+    (bundle / "rootfs" / "evil").chmod(0o755)
+    return bundle, os.path.basename(os.path.realpath(sys.executable))
+
+
+def test_container_cannot_write_the_runtime_interpreter_through_proc_self_exe(rt):
+    bundle, interpreter = self_exe_bundle(rt)
+    proc = rt("run", "--bundle", str(bundle), rt.new_id())
+    # The kernel did hand the container the runtime's interpreter (the attack's first step)...
+    assert proc.returncode == 0 and proc.stdout.startswith("ran "), proc
+    assert interpreter not in proc.stdout  # ...but from a detached clone, not the host's path
+    # ...and that clone is read-only: nothing can be written back to the host's binary.
+    assert proc.stdout.splitlines()[1] == "writable False", proc.stdout
+
+
+def test_exec_cannot_write_the_runtime_interpreter_through_proc_self_exe(rt):
+    bundle, _ = self_exe_bundle(rt)
+    cid = rt.new_id()
+    rt("create", "--bundle", str(bundle), cid, check=True)  # the init waits; /evil is not run
+    proc = rt("exec", cid, "/evil")
+    assert proc.returncode == 0 and proc.stdout.startswith("ran "), proc
+    assert proc.stdout.splitlines()[1] == "writable False", proc.stdout
+
+
+def test_no_runtime_fd_reaches_the_container(rt):
+    """The runtime's sockets and state directory stay open across the stages' own exec (see
+    init/reexec.py), but none may reach the container's init or an exec'ed process."""
+    cid = running(rt)
+    proc = rt("exec", cid, "sh", "-c", "ls /proc/1/fd; echo; ls /proc/self/fd", check=True)
+    init_fds, exec_fds = proc.stdout.split("\n\n")
+    assert init_fds.split() == ["0", "1", "2"]
+    assert exec_fds.split() == ["0", "1", "2", "3"]  # 3: the directory ls is reading

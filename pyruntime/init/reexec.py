@@ -1,0 +1,127 @@
+"""Start the container-side stages in a fresh interpreter that the container cannot write to.
+
+The container's init and every exec'ed process make their last execve from inside the
+container. The kernel resolves `/proc/self/exe` there (named as the program, reached through a
+symlink, or as a `#!` interpreter) to the executable of the process calling execve. Were that
+the host's interpreter, the container would be running it and could open it for writing through
+/proc/<pid>/exe and replace it for every later use on the host (CVE-2019-5736).
+
+So, like runc and crun with their cloned binaries, the stages do not run in a plain fork of the
+runtime: the forked child execs the interpreter again through a detached, read-only clone of the
+mount that holds it. /proc/self/exe then leads to a file on a mount that is read-only and in no
+mount namespace, so nothing can remount it writable, and no copy of the binary is made. Without
+the new mount API (Linux < 5.12) a sealed memfd copy does the same.
+
+The runtime forks, sends the stage its options as the first sync message, and goes on (moving
+the child into the container's cgroup) while the new interpreter starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyruntime import linux, log
+from pyruntime.init import sync
+
+SIGKILL = 9  # the signal module would import enum, ~6 ms of the new interpreter's start
+
+# What the new interpreter runs: argv is [-c, stage, sync fd, sys.path...].
+BOOTSTRAP = ("import sys; sys.path[:] = sys.argv[3:]; "
+             "from pyruntime.init.reexec import stage_main; stage_main(sys.argv[1], int(sys.argv[2]))")
+
+
+def sealed_interpreter() -> int:
+    """An fd to exec this interpreter from, through which it can never be written."""
+    try:
+        fd = linux.open_tree(sys.executable, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC)
+    except OSError:
+        return _memfd_copy()
+    try:
+        linux.mount_setattr(fd, linux.MOUNT_ATTR_RDONLY)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _memfd_copy() -> int:
+    import fcntl
+
+    fd = os.memfd_create("pyruntime-interpreter", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    with open(sys.executable, "rb") as binary:
+        size = os.fstat(binary.fileno()).st_size
+        sent = 0
+        while sent < size:
+            sent += os.sendfile(fd, binary.fileno(), sent, size - sent)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK
+                | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    return fd
+
+
+def spawn(stage: str, options, parent_sock, child_sock,
+          close_in_child: set[int] = frozenset()) -> int:
+    """Fork a process that runs `stage` ("init" or "exec") with `options` in a fresh sealed
+    interpreter; returns its pid. The fds in `options.passed_fds()` stay open across the
+    exec, and sockets among the options reach the stage as their fds (see sync).
+    `close_in_child`: runtime fds the child must not keep (the container lock)."""
+    interpreter = sealed_interpreter()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _exec_stage(interpreter, stage, options, parent_sock, child_sock, close_in_child)
+    finally:
+        os.close(interpreter)
+    sync.send(parent_sock, "options", log=log.settings(), **_pack(options))
+    return pid
+
+
+def _exec_stage(interpreter: int, stage: str, options, parent_sock, child_sock,
+                close_in_child: set[int]) -> None:
+    """In the forked child: never returns."""
+    try:
+        parent_sock.close()
+        for fd in close_in_child:
+            os.close(fd)
+        linux.set_pdeathsig(SIGKILL)  # kept across execve
+        for fd in [child_sock, *options.passed_fds()]:
+            os.set_inheritable(sync.fileno(fd), True)
+        argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, stage, str(child_sock.fileno()), *sys.path]
+        os.execve(interpreter, argv, dict(os.environ))
+    except BaseException as e:
+        sync.send_error(child_sock, f"cannot start the container process: {e}")
+    os._exit(1)
+
+
+def _pack(options) -> dict:
+    """The options' attributes, sockets as their fds: the stage gets the same fd numbers."""
+    return {"fields": {name: value.fileno() if hasattr(value, "fileno") else value
+                       for name, value in vars(options).items()}}
+
+
+def _unpack(cls, message: dict):
+    options = cls.__new__(cls)
+    vars(options).update(message["fields"])
+    return options
+
+
+def stage_main(stage: str, sock: int) -> None:
+    """Entry point of the new interpreter. Never returns."""
+    try:
+        message = sync.recv(sock, "options")
+    except BaseException:
+        os._exit(1)  # the runtime is gone: nobody to report to
+    log.configure(*message["log"])
+    if stage == "init":
+        from pyruntime.init import container
+
+        options, run = _unpack(container.InitOptions, message), container.stage1
+    else:
+        from pyruntime.init import execin
+
+        options, run = _unpack(execin.ExecOptions, message), execin.stage1
+    # Inheritable only to cross the exec: the container's program must not get them.
+    for fd in [sock, *options.passed_fds()]:
+        os.set_inheritable(fd, False)
+    run(options, sock)
+    os._exit(1)
