@@ -81,10 +81,10 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
     lx = config.get("linux") or {}
     process = config.get("process") or {}
     cgroup = cgroups.open_manager(cgroups.resolve_path(lx.get("cgroupsPath"), state.id))
-    # The devices the init creates must be allowed by the devices controller.
-    cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
-    undo.push("remove cgroup", cgroup.destroy)
-    state.cgroup = cgroup.to_dict()
+    # Pushed before the init exists so that it runs after the init is killed; it only removes
+    # what create() made (a failing create() has already cleaned up after itself).
+    cgroup_made = False
+    undo.push("remove cgroup", lambda: cgroup.destroy() if cgroup_made else None)
 
     if console is None:
         console = connect_console(console_socket, bool(process.get("terminal")))
@@ -102,6 +102,12 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
                                   {cdir.lock_fd} if cdir.lock_fd is not None else set())
         child_sock.close()
         undo.push("stop init", lambda: _kill_and_wait(stage1_pid))
+        # The new interpreter starts up while the cgroup is made and joined (the join waits
+        # for an RCU grace period); stage 1 waits for "cgroup-ready" before it does anything.
+        # The devices the init creates must be allowed by the devices controller.
+        cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
+        cgroup_made = True
+        state.cgroup = cgroup.to_dict()
         cgroup.add_process(stage1_pid)
         sync.send(parent_sock, "cgroup-ready")
         msg = sync.recv(parent_sock, "userns", "init-pid")

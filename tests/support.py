@@ -72,7 +72,31 @@ def host_snapshot() -> dict[str, set[str]]:
         snap["nft_tables"] = set(nft.splitlines())
     except FileNotFoundError:
         snap["nft_tables"] = set()
+    snap["container_processes"] = processes_in_other_pid_namespaces()
+    default_root = Path("/run/pyruntime")
+    snap["state_dirs"] = {str(p) for p in default_root.iterdir()} if default_root.is_dir() else set()
     return snap
+
+
+def processes_in_other_pid_namespaces() -> set[str]:
+    """"pid comm" of every live process whose PID namespace is not ours: container processes.
+    Zombies are left out: a killed detached container's init waits there until the host's
+    init reaps it, which holds nothing of the container."""
+    ours = os.readlink("/proc/self/ns/pid")
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") == ours:
+                continue
+            with open(f"/proc/{entry}/stat") as f:
+                comm, _, rest = f.read().partition("(")[2].rpartition(")")
+            if rest.split()[0] != "Z":
+                found.add(f"{entry} {comm}")
+        except OSError:
+            continue  # exited while we looked, or a kernel thread
+    return found
 
 
 def leaks(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -120,6 +144,21 @@ def wait_for(predicate, timeout: float = 15, interval: float = 0.05):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def pyruntime_with_fd3(rt, data: bytes, *args: str) -> subprocess.CompletedProcess:
+    """The CLI with a pipe holding `data` as its fd 3 (for --preserve-fds)."""
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    try:
+        return subprocess.run(
+            [sys.executable, "-c",
+             f"import os, sys; os.dup2({r}, 3); os.execv(sys.executable, [sys.executable, '-m', "
+             f"'pyruntime', '--root', {str(rt.root)!r}, *{list(args)!r}])"],
+            pass_fds=(r,), env=repo_env(), capture_output=True, text=True, timeout=30)
+    finally:
+        os.close(r)
 
 
 def make_bundle(directory: Path, config: dict, copy_rootfs: bool = True) -> Path:

@@ -12,12 +12,15 @@ mount that holds it. /proc/self/exe then leads to a file on a mount that is read
 mount namespace, so nothing can remount it writable, and no copy of the binary is made. Without
 the new mount API (Linux < 5.12) a sealed memfd copy does the same.
 
-The runtime forks, sends the stage its options as the first sync message, and goes on (moving
-the child into the container's cgroup) while the new interpreter starts.
+The runtime writes the stage's options into a memfd the child inherits (a sync message could
+not hold a large config.json: a SEQPACKET message must fit the socket buffer), forks, and goes
+on (making the container's cgroup and moving the child into it) while the new interpreter
+starts.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import sys
 
@@ -26,9 +29,9 @@ from pyruntime.init import sync
 
 SIGKILL = 9  # the signal module would import enum, ~6 ms of the new interpreter's start
 
-# What the new interpreter runs: argv is [-c, stage, sync fd, sys.path...].
-BOOTSTRAP = ("import sys; sys.path[:] = sys.argv[3:]; "
-             "from pyruntime.init.reexec import stage_main; stage_main(sys.argv[1], int(sys.argv[2]))")
+# What the new interpreter runs: argv is [-c, stage, sync fd, options fd, sys.path...].
+BOOTSTRAP = ("import sys; sys.path[:] = sys.argv[4:]; from pyruntime.init.reexec import stage_main; "
+             "stage_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))")
 
 
 def sealed_interpreter() -> int:
@@ -66,17 +69,29 @@ def spawn(stage: str, options, parent_sock, child_sock,
     exec, and sockets among the options reach the stage as their fds (see sync).
     `close_in_child`: runtime fds the child must not keep (the container lock)."""
     interpreter = sealed_interpreter()
+    payload = -1
     try:
+        payload = _options_file({"log": log.settings(), "fields": _pack(options)})
         pid = os.fork()
         if pid == 0:
-            _exec_stage(interpreter, stage, options, parent_sock, child_sock, close_in_child)
+            _exec_stage(interpreter, payload, stage, options, parent_sock, child_sock, close_in_child)
     finally:
         os.close(interpreter)
-    sync.send(parent_sock, "options", log=log.settings(), **_pack(options))
+        if payload >= 0:
+            os.close(payload)
     return pid
 
 
-def _exec_stage(interpreter: int, stage: str, options, parent_sock, child_sock,
+def _options_file(message: dict) -> int:
+    data = marshal.dumps(message)
+    fd = os.memfd_create("pyruntime-options", os.MFD_CLOEXEC)
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:])
+    return fd
+
+
+def _exec_stage(interpreter: int, payload: int, stage: str, options, parent_sock, child_sock,
                 close_in_child: set[int]) -> None:
     """In the forked child: never returns."""
     try:
@@ -84,9 +99,10 @@ def _exec_stage(interpreter: int, stage: str, options, parent_sock, child_sock,
         for fd in close_in_child:
             os.close(fd)
         linux.set_pdeathsig(SIGKILL)  # kept across execve
-        for fd in [child_sock, *options.passed_fds()]:
+        for fd in [child_sock, payload, *options.passed_fds()]:
             os.set_inheritable(sync.fileno(fd), True)
-        argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, stage, str(child_sock.fileno()), *sys.path]
+        argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, stage, str(child_sock.fileno()),
+                str(payload), *sys.path]
         os.execve(interpreter, argv, dict(os.environ))
     except BaseException as e:
         sync.send_error(child_sock, f"cannot start the container process: {e}")
@@ -95,31 +111,29 @@ def _exec_stage(interpreter: int, stage: str, options, parent_sock, child_sock,
 
 def _pack(options) -> dict:
     """The options' attributes, sockets as their fds: the stage gets the same fd numbers."""
-    return {"fields": {name: value.fileno() if hasattr(value, "fileno") else value
-                       for name, value in vars(options).items()}}
+    return {name: value.fileno() if hasattr(value, "fileno") else value
+            for name, value in vars(options).items()}
 
 
-def _unpack(cls, message: dict):
+def _unpack(cls, fields: dict):
     options = cls.__new__(cls)
-    vars(options).update(message["fields"])
+    vars(options).update(fields)
     return options
 
 
-def stage_main(stage: str, sock: int) -> None:
+def stage_main(stage: str, sock: int, payload: int) -> None:
     """Entry point of the new interpreter. Never returns."""
-    try:
-        message = sync.recv(sock, "options")
-    except BaseException:
-        os._exit(1)  # the runtime is gone: nobody to report to
+    message = marshal.loads(os.pread(payload, os.fstat(payload).st_size, 0))
+    os.close(payload)
     log.configure(*message["log"])
     if stage == "init":
         from pyruntime.init import container
 
-        options, run = _unpack(container.InitOptions, message), container.stage1
+        options, run = _unpack(container.InitOptions, message["fields"]), container.stage1
     else:
         from pyruntime.init import execin
 
-        options, run = _unpack(execin.ExecOptions, message), execin.stage1
+        options, run = _unpack(execin.ExecOptions, message["fields"]), execin.stage1
     # Inheritable only to cross the exec: the container's program must not get them.
     for fd in [sock, *options.passed_fds()]:
         os.set_inheritable(fd, False)

@@ -62,3 +62,5 @@ def rt(tmp_path):
     runtime = Runtime(tmp_path / "state", tmp_path)
     yield runtime
     runtime.cleanup()
+    left = sorted(p.name for p in runtime.root.iterdir()) if runtime.root.is_dir() else []
+    assert not left, f"state directories left in --root: {left}"

@@ -179,13 +179,23 @@ def test_bad_cgroups_path(rt, path, fragment):
 
 
 def test_device_outside_allow_list_cannot_be_opened(rt):
-    # The host's /dev/kmsg bound in: visible, but not in the devices cgroup's allow list.
-    config = container_config(["sh", "-c", "head -c1 /dev/full >/dev/null && echo full-ok; "
-                                           "head -c1 /mnt/kmsg >/dev/null 2>&1 && echo opened || echo denied"])
-    config["mounts"].append({"destination": "/mnt/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]})
-    config["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
-    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
-    assert proc.stdout.split() == ["full-ok", "denied"], proc.stderr
+    # The host's /dev/kmsg bound in. Opening it write-only needs no capability (reading would
+    # need CAP_SYSLOG), and `true >` writes nothing: only the devices cgroup can refuse the open,
+    # as the second container, whose allow list has it, shows.
+    probe = ("head -c1 /dev/full >/dev/null && echo full-ok; "
+             "true 2>/dev/null >/mnt/kmsg && echo opened || echo denied")
+    results = []
+    for allow_kmsg in (False, True):
+        config = container_config(["sh", "-c", probe])
+        config["mounts"].append({"destination": "/mnt/kmsg", "type": "bind", "source": "/dev/kmsg",
+                                 "options": ["bind"]})
+        devices = [{"allow": False, "access": "rwm"}]
+        if allow_kmsg:
+            devices.append({"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"})
+        config["linux"]["resources"] = {"devices": devices}
+        proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+        results.append(proc.stdout.split())
+    assert results == [["full-ok", "denied"], ["full-ok", "opened"]], results
 
 
 def test_cpu_quota_limits_a_busy_loop_in_a_container(rt):

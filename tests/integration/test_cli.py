@@ -1,6 +1,7 @@
 """CLI surface: logs in runc's JSON shape, list, features, version, usage errors."""
 
 import json
+import os
 
 
 def test_json_log_gets_the_error(rt, tmp_path):
@@ -94,3 +95,23 @@ def test_spec_command(rt, tmp_path):
     config = json.loads((rootless / "config.json").read_text())
     assert {"type": "user"} in config["linux"]["namespaces"]
     assert config["linux"]["uidMappings"]
+
+
+def test_spec_writes_networked_configs(rt, tmp_path):
+    bridged = tmp_path / "bridged"
+    bridged.mkdir()
+    rt("spec", "--bundle", str(bridged), "--network", "bridge", "--publish", "127.0.0.1:8080:80/tcp",
+       check=True)
+    config = json.loads((bridged / "config.json").read_text())
+    assert config["annotations"] == {"io.pyruntime.network": "bridge",
+                                     "io.pyruntime.publish": "127.0.0.1:8080:80/tcp"}
+    up, down = config["hooks"]["createRuntime"][0], config["hooks"]["poststop"][0]
+    assert up["args"][1:] == ["up"] and down["args"][1:] == ["down"] and os.access(up["path"], os.X_OK)
+    assert {"type": "network"} in config["linux"]["namespaces"]
+    for bad, fragment in ((["--network", "bogus"], "network 'bogus'"),
+                          (["--network", "bridge", "--publish", "8080:80/xyz"], "protocol")):
+        target = tmp_path / bad[-1].replace("/", "_")
+        target.mkdir()
+        proc = rt("spec", "--bundle", str(target), *bad)
+        assert proc.returncode == 1 and fragment in proc.stderr and "Traceback" not in proc.stderr
+        assert not (target / "config.json").exists()

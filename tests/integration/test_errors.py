@@ -147,6 +147,25 @@ def test_hooks_run_in_order_with_state(rt, tmp_path):
         "prestart creating", "createRuntime creating", "poststart running", "poststop stopped"]
 
 
+def test_container_hooks_run_inside_the_container(rt, tmp_path):
+    """createContainer: path from the runtime's view, run in the container's namespaces before
+    pivot_root; startContainer: path inside the container, run there just before the process.
+    Both get the state on stdin and their env; hook output reaches the user."""
+    seen = tmp_path / "create-hook-mnt"
+    create_hook = tmp_path / "create.sh"
+    create_hook.write_text(f"#!/bin/sh\ncat > /dev/null\nreadlink /proc/self/ns/mnt > {seen}\n"
+                           "echo said-by-createContainer\n")
+    create_hook.chmod(0o755)
+    start_hook = {"path": "/bin/sh", "env": ["GREETING=hi"],
+                  "args": ["sh", "-c", "grep -c '\"status\"' > /tmp/started; echo $GREETING >> /tmp/started"]}
+    hooks = {"createContainer": [{"path": str(create_hook)}], "startContainer": [start_hook]}
+    proc = rt("run", "--bundle", str(rt.bundle(["cat", "/tmp/started"], hooks=hooks)), rt.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "hi"]  # the container sees what its startContainer hook left
+    assert seen.read_text().strip() != os.readlink("/proc/self/ns/mnt")  # the container's
+    assert "said-by-createContainer" in proc.stderr
+
+
 def test_systemd_cgroup_refused(rt):
     assert_clean_error(rt("--systemd-cgroup", "list"), "systemd")
 

@@ -200,3 +200,15 @@ def test_no_runtime_fd_reaches_the_container(rt):
     init_fds, exec_fds = proc.stdout.split("\n\n")
     assert init_fds.split() == ["0", "1", "2"]
     assert exec_fds.split() == ["0", "1", "2", "3"]  # 3: the directory ls is reading
+
+
+def test_exec_preserve_fds_and_no_new_privs(rt):
+    from tests.support import pyruntime_with_fd3
+
+    cid = running(rt, process__noNewPrivileges=False)
+    proc = pyruntime_with_fd3(rt, b"through fd 3\n", "exec", "--preserve-fds", "1", cid,
+                              "sh", "-c", "cat <&3")
+    assert proc.stdout == "through fd 3\n", proc.stderr
+    nnp = "grep NoNewPrivs /proc/self/status"
+    assert rt("exec", cid, "sh", "-c", nnp, check=True).stdout.split() == ["NoNewPrivs:", "0"]
+    assert rt("exec", "--no-new-privs", cid, "sh", "-c", nnp, check=True).stdout.split() == ["NoNewPrivs:", "1"]

@@ -274,15 +274,16 @@ def test_seccomp_denied_syscall_gets_configured_errno(rt):
 
 
 def test_seccomp_argument_conditions(rt):
-    # personality(0xffffffff) queries; deny only that exact argument.
-    config = container_config(["sh", "-c", "echo ok"])
+    # busybox renice N -p PID calls setpriority(PRIO_PROCESS, PID, N): deny only N == 5.
+    config = container_config(["sh", "-c", "renice 3 -p $$ && echo three-ok; "
+                                           "renice 5 -p $$ 2>/dev/null && echo five-ok || echo five-denied"])
     config["linux"]["seccomp"] = {
         "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-                      "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_NE"}]}],
+        "syscalls": [{"names": ["setpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                      "args": [{"index": 2, "value": 5, "op": "SCMP_CMP_EQ"}]}],
     }
     proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
-    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
+    assert proc.stdout.split() == ["three-ok", "five-denied"], proc.stderr
 
 
 def test_sysctl_and_oom_score_adj(rt):
@@ -332,21 +333,11 @@ def test_time_namespace_offsets(rt):
 
 
 def test_preserve_fds(rt, tmp_path):
-    import subprocess
-    import sys
-
-    from tests.support import repo_env
+    from tests.support import pyruntime_with_fd3
 
     bundle = rt.bundle(["sh", "-c", "cat <&3"])
-    r, w = os.pipe()
-    os.write(w, b"through fd 3\n")
-    os.close(w)
-    proc = subprocess.run(
-        [sys.executable, "-c",
-         f"import os, sys; os.dup2({r}, 3); os.execv(sys.executable, [sys.executable, '-m', 'pyruntime', "
-         f"'--root', {str(rt.root)!r}, 'run', '--preserve-fds', '1', '--bundle', {str(bundle)!r}, {rt.new_id()!r}])"],
-        pass_fds=(r,), env=repo_env(), capture_output=True, text=True, timeout=30)
-    os.close(r)
+    proc = pyruntime_with_fd3(rt, b"through fd 3\n", "run", "--preserve-fds", "1",
+                              "--bundle", str(bundle), rt.new_id())
     assert proc.stdout == "through fd 3\n", proc.stderr
 
 
@@ -406,3 +397,13 @@ def test_mount_propagation_option(rt, tmp_path):
         {"destination": "/shared", "type": "bind", "source": str(shared), "options": ["rbind", "rshared"]}]
     proc = rt.run(["grep", " /shared ", "/proc/self/mountinfo"], mounts=mounts)
     assert "shared:" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_large_config_reaches_the_container(rt):
+    """A config.json bigger than a socket message (~210 KB here) still reaches the init."""
+    config = container_config(["sh", "-c", "env | grep -c '^BIG'"])
+    config["process"]["env"] += [f"BIG{i}={'x' * 100}" for i in range(2500)]
+    bundle = rt.bundle_from(config)
+    assert (bundle / "config.json").stat().st_size > 256 << 10
+    proc = rt("run", "--bundle", str(bundle), rt.new_id())
+    assert proc.returncode == 0 and proc.stdout == "2500\n", proc.stderr

@@ -26,8 +26,7 @@ def test_options_cross_the_exec_as_plain_data_with_sockets_as_fds():
     try:
         opts = container.InitOptions("c1", {"process": {"args": ["true"]}}, "/b", state_dir_fd=7,
                                      console_sock=theirs, extra_keep_fds={theirs.fileno()})
-        message = reexec._pack(opts)
-        copy = reexec._unpack(container.InitOptions, message)
+        copy = reexec._unpack(container.InitOptions, reexec._pack(opts))
         assert copy.console_sock == theirs.fileno() and copy.state_dir_fd == 7
         assert copy.config == opts.config and copy.extra_keep_fds == {theirs.fileno()}
         assert sorted(copy.passed_fds()) == sorted([7, theirs.fileno()])
