@@ -84,7 +84,7 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
         try:
             stage1_pid = reexec.spawn("exec", opts, parent_sock, child_sock,
                                       {cdir.lock_fd} if cdir.lock_fd is not None else set())
-            child_sock.close()
+            os.close(child_sock)
             if proxy.theirs is not None:
                 proxy.theirs.close()  # the child has it; an EOF must reach us if it dies
             try:
@@ -99,7 +99,7 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
             _wait_for_exec(parent_sock)
             master = proxy.receive()
         finally:
-            parent_sock.close()
+            os.close(parent_sock)
             if console is not None and console is not proxy.theirs:
                 console.close()
             proxy.close()
@@ -118,7 +118,7 @@ def _wait_for_exec(sock) -> None:
     """After "exec" the socket closes on a successful execve, or carries the failure."""
     from pyruntime.init import sync
 
-    data = sock.recv(65536)
+    data = os.read(sock, 65536)
     if data:
         message = sync.decode(data).get("message", "exec failed")
         raise RuntimeUserError(message)

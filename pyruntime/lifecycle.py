@@ -100,7 +100,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         # of its fd, and `start` would wait for it forever.
         stage1_pid = reexec.spawn("init", opts, parent_sock, child_sock,
                                   {cdir.lock_fd} if cdir.lock_fd is not None else set())
-        child_sock.close()
+        os.close(child_sock)
         undo.push("stop init", lambda: _kill_and_wait(stage1_pid))
         # The new interpreter starts up while the cgroup is made and joined (the join waits
         # for an RCU grace period); stage 1 waits for "cgroup-ready" before it does anything.
@@ -133,7 +133,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         sync.send(parent_sock, "hooks-done", state=oci_state(state, CREATED))
         sync.recv(parent_sock, "ready")
     finally:
-        parent_sock.close()
+        os.close(parent_sock)
         os.close(state_dir_fd)
         if console:
             console.close()

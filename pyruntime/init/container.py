@@ -1,7 +1,7 @@
 """The processes `create` forks, and what each does before the user's program is exec'ed.
 
     create (runtime, host namespaces)
-      └─ stage 1: a fresh interpreter from a sealed copy of the runtime's (init/reexec.py);
+      └─ stage 1: a fresh interpreter, exec'ed from a read-only clone of its binary (reexec.py);
          │          joins namespaces given by path, creates the user namespace (the runtime
          │          writes its id maps), unshares the other new namespaces, forks, and exits
          └─ stage 2 = container init (PID 1 of a new PID namespace): rootfs, [createRuntime /
@@ -41,10 +41,10 @@ class InitOptions:
         self.preserve_fds = preserve_fds
         self.console_sock = console_sock
         self.extra_keep_fds = extra_keep_fds or set()
+        self.executable = ""
 
     def passed_fds(self) -> list[int]:
         return [self.state_dir_fd, *self.extra_keep_fds]
-        self.executable = ""
 
 
 class NamespacePlan:

@@ -1,7 +1,7 @@
 """`exec`: start another process inside a running container.
 
     pyruntime exec (host)
-      └─ stage 1: a fresh interpreter from a sealed copy of the runtime's (init/reexec.py),
+      └─ stage 1: a fresh interpreter, exec'ed from a read-only clone of its binary (reexec.py),
          │        placed in the container's cgroup by the runtime; joins the init's namespaces
          │        (user first; mount last, which moves it into the container's root)
          └─ stage 2 (a child, so that it is inside the joined PID namespace): terminal,

@@ -10,7 +10,8 @@ So, like runc and crun with their cloned binaries, the stages do not run in a pl
 runtime: the forked child execs the interpreter again through a detached, read-only clone of the
 mount that holds it. /proc/self/exe then leads to a file on a mount that is read-only and in no
 mount namespace, so nothing can remount it writable, and no copy of the binary is made. Without
-the new mount API (Linux < 5.12) a sealed memfd copy does the same.
+the new mount API (Linux < 5.12) the interpreter runs from a sealed memfd copy instead: what
+/proc/self/exe leads to is then that copy, never the host's file.
 
 The runtime writes the stage's options into a memfd the child inherits (a sync message could
 not hold a large config.json: a SEQPACKET message must fit the socket buffer), forks, and goes
@@ -42,9 +43,9 @@ def sealed_interpreter() -> int:
         return _memfd_copy()
     try:
         linux.mount_setattr(fd, linux.MOUNT_ATTR_RDONLY)
-    except BaseException:
+    except OSError:  # Linux 5.2 to 5.11 have open_tree but not mount_setattr
         os.close(fd)
-        raise
+        return _memfd_copy()
     return fd
 
 
@@ -62,11 +63,11 @@ def _memfd_copy() -> int:
     return fd
 
 
-def spawn(stage: str, options, parent_sock, child_sock,
+def spawn(stage: str, options, parent_sock: int, child_sock: int,
           close_in_child: set[int] = frozenset()) -> int:
     """Fork a process that runs `stage` ("init" or "exec") with `options` in a fresh sealed
     interpreter; returns its pid. The fds in `options.passed_fds()` stay open across the
-    exec, and sockets among the options reach the stage as their fds (see sync).
+    exec, and sockets among the options reach the stage as their fds.
     `close_in_child`: runtime fds the child must not keep (the container lock)."""
     interpreter = sealed_interpreter()
     payload = -1
@@ -91,28 +92,31 @@ def _options_file(message: dict) -> int:
     return fd
 
 
-def _exec_stage(interpreter: int, payload: int, stage: str, options, parent_sock, child_sock,
-                close_in_child: set[int]) -> None:
+def _exec_stage(interpreter: int, payload: int, stage: str, options, parent_sock: int,
+                child_sock: int, close_in_child: set[int]) -> None:
     """In the forked child: never returns."""
     try:
-        parent_sock.close()
+        os.close(parent_sock)
         for fd in close_in_child:
             os.close(fd)
         linux.set_pdeathsig(SIGKILL)  # kept across execve
         for fd in [child_sock, payload, *options.passed_fds()]:
-            os.set_inheritable(sync.fileno(fd), True)
-        argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, stage, str(child_sock.fileno()),
-                str(payload), *sys.path]
+            os.set_inheritable(_fd_of(fd), True)
+        argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, stage, str(child_sock), str(payload),
+                *sys.path]
         os.execve(interpreter, argv, dict(os.environ))
     except BaseException as e:
         sync.send_error(child_sock, f"cannot start the container process: {e}")
     os._exit(1)
 
 
+def _fd_of(value) -> int:
+    return value.fileno() if hasattr(value, "fileno") else value
+
+
 def _pack(options) -> dict:
     """The options' attributes, sockets as their fds: the stage gets the same fd numbers."""
-    return {name: value.fileno() if hasattr(value, "fileno") else value
-            for name, value in vars(options).items()}
+    return {name: _fd_of(value) for name, value in vars(options).items()}
 
 
 def _unpack(cls, fields: dict):

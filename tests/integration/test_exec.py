@@ -115,7 +115,7 @@ def test_runtime_process_is_out_of_the_containers_reach(rt):
     opts = execin.ExecOptions(state["pid"], {"args": ["true"], "terminal": True, "cwd": "/"},
                               state["config"], console_sock=held)
     stage1 = reexec.spawn("exec", opts, parent_sock, child_sock)
-    child_sock.close()
+    os.close(child_sock)
     held.close()
     stage2 = None
     try:
@@ -142,7 +142,7 @@ def test_runtime_process_is_out_of_the_containers_reach(rt):
     finally:
         if stage2:
             os.kill(stage2, 9)
-        parent_sock.close()
+        os.close(parent_sock)
         peer.close()
 
 

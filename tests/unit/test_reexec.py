@@ -21,6 +21,23 @@ def test_memfd_copy_is_the_interpreter_and_cannot_be_written():
         os.close(fd)
 
 
+def test_interpreter_runs_from_the_memfd_copy():
+    """Exec'ed from the copy, /proc/self/exe is the memfd, not the host's binary."""
+    fd = reexec._memfd_copy()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(w, 1)
+        os.execve(fd, [sys.executable, "-I", "-S", "-c", "import os; print(os.readlink('/proc/self/exe'))"], {})
+    os.close(w)
+    os.close(fd)
+    with os.fdopen(r) as out:
+        exe = out.read().strip()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert exe.startswith("/memfd:pyruntime-interpreter"), exe
+
+
 def test_options_cross_the_exec_as_plain_data_with_sockets_as_fds():
     ours, theirs = socket.socketpair()
     try:
