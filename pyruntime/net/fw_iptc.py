@@ -39,21 +39,54 @@ def _locate_libraries() -> None:
 
 
 def _iptc():
-    if "iptc" not in sys.modules:
-        _locate_libraries()
+    if "iptc" in sys.modules:
+        return sys.modules["iptc"]
+    _locate_libraries()
     try:
-        import iptc
+        with _libraries_found_in(os.environ.get("IPTABLES_LIBDIR")):
+            import iptc
     except Exception as e:  # missing libiptc / xtables shows up as OSError or XTablesError
         raise CniError(IO_FAILURE, "python-iptables is not usable", str(e)) from None
     return iptc
 
 
+class _libraries_found_in:
+    """While python-iptables is imported, ctypes.util.find_library answers from `libdir`.
+
+    python-iptables asks find_library for every spelling of every library it tries (libc,
+    ip4tc, ip6tc, its own xtwrapper, ...), and each unanswered call runs ldconfig, gcc and ld:
+    ~80 ms of a plugin call. The versioned files in the library directory answer the same
+    question from one listdir; a name not there gets None at once, and python-iptables goes on
+    to look for it by path (its own extension, in site-packages)."""
+
+    def __init__(self, libdir: str | None):
+        self.libdir = libdir
+
+    def __enter__(self):
+        import ctypes.util
+
+        self.original = ctypes.util.find_library
+        if self.libdir:
+            sonames = {}
+            for entry in sorted(os.listdir(self.libdir)):
+                name, dot_so, version = entry.partition(".so.")
+                if dot_so and name.startswith("lib") and version.isdigit():
+                    sonames.setdefault(name[3:], entry)
+            ctypes.util.find_library = sonames.get
+        return self
+
+    def __exit__(self, *exc):
+        import ctypes.util
+
+        ctypes.util.find_library = self.original
+
+
 def _table(iptc, family: int, name: str):
+    """The table, read from the kernel once: each read copies the whole table, which grows
+    with every container, so there is no refresh before or after the commit (the forked child
+    that does the update exits right after it)."""
     cls = iptc.Table if family == 4 else iptc.Table6
-    table = cls(name)
-    table.autocommit = False
-    table.refresh()
-    return table
+    return cls(name, autocommit=False)
 
 
 def build_rule(iptc, family: int, args: list[str] | tuple[str, ...]):
@@ -151,7 +184,6 @@ def _write_family(family: int, fam_plans: list[rules.Plan]) -> None:
                     chain.append_rule(rule)
         for t in tables.values():
             t.commit()
-            t.refresh()
     except (iptc.IPTCError, iptc.XTablesError) as e:
         raise CniError(IO_FAILURE, "iptables (legacy) update failed", str(e)) from None
 
@@ -170,6 +202,5 @@ def _delete_family(family: int, owned: dict[str, dict]) -> None:
                     c.flush()
                     c.delete()
             t.commit()
-            t.refresh()
     except (iptc.IPTCError, iptc.XTablesError) as e:
         raise CniError(IO_FAILURE, "iptables (legacy) update failed", str(e)) from None
