@@ -179,7 +179,7 @@ class ContainerDir:
                 return ContainerState.from_dict(json.load(f))
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
-        except (ValueError, KeyError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # bad JSON, or the wrong shape
             raise RuntimeUserError(f"container {self.id!r}: state.json is corrupt ({e})") from None
 
     # -- exec FIFO -------------------------------------------------------------------------

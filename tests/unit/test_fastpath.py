@@ -67,3 +67,33 @@ def test_anything_else_goes_to_click(argv):
 def test_click_rejects_what_fastpath_passes_on():
     with pytest.raises(click.UsageError):
         click_parse(["create", "--bogus", "c1"])
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_bug_shows_its_traceback_only_with_debug(monkeypatch, capsys, debug):
+    from pyruntime import lifecycle
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(lifecycle, "container_state", broken)
+    monkeypatch.setattr("sys.argv", ["pyruntime", *(["--debug"] if debug else []), "state", "c1"])
+    if debug:
+        with pytest.raises(ZeroDivisionError):
+            fastpath.main()
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        fastpath.main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err == "internal error: ZeroDivisionError: a bug (run with --debug for details)\n"
+
+
+def test_corrupt_state_is_a_user_error(tmp_path, monkeypatch, capsys):
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / "state.json").write_text("[1]")
+    monkeypatch.setattr("sys.argv", ["pyruntime", "--root", str(tmp_path), "state", "c1"])
+    with pytest.raises(SystemExit) as exit_info:
+        fastpath.main()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("container 'c1': state.json is corrupt")
