@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support import container_config
+from tests.support import container_config, wait_for
 
 
 def wait_status(rt, cid, status, timeout=10):
@@ -407,3 +407,15 @@ def test_large_config_reaches_the_container(rt):
     assert (bundle / "config.json").stat().st_size > 256 << 10
     proc = rt("run", "--bundle", str(bundle), rt.new_id())
     assert proc.returncode == 0 and proc.stdout == "2500\n", proc.stderr
+
+
+def test_no_pivot_chroots_into_the_rootfs(rt):
+    """--no-pivot: the rootfs is moved over / and chroot'ed into instead of pivot_root; the
+    container and a process exec'ed into it see the bundle's rootfs, nothing of the host's."""
+    probe = "ls -a / | grep -c -x -e .pyruntime-rootfs -e work -e opt"
+    cid = rt.new_id()
+    rt("run", "-d", "--no-pivot", "--bundle", str(rt.bundle(["sh", "-c", f"{probe} > /tmp/seen; sleep 60"])),
+       cid, check=True)
+    wait_for(lambda: rt("exec", cid, "cat", "/tmp/seen").stdout)
+    assert rt("exec", cid, "cat", "/tmp/seen", check=True).stdout == "1\n"  # the marker, no host dirs
+    assert rt("exec", cid, "sh", "-c", probe, check=True).stdout == "1\n"
