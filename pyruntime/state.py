@@ -17,7 +17,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 import time
 
 from pyruntime.errors import ContainerExists, ContainerNotFound, RuntimeUserError
@@ -28,13 +27,17 @@ LOCK_FILE = "lock"
 EXEC_FIFO = "exec.fifo"
 
 # Same rule as runc: a container id is a file name and must not be able to climb out of root.
-_VALID_ID = re.compile(r"^[\w+\-.]+$", re.ASCII)
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
+def is_valid_id(name: str) -> bool:
+    return bool(name) and _ID_CHARS.issuperset(name) and name not in (".", "..")
+
+
 def check_id(container_id: str) -> str:
-    if not container_id or not _VALID_ID.match(container_id) or container_id in (".", ".."):
+    if not is_valid_id(container_id):
         raise RuntimeUserError(
             f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.'"
         )
@@ -226,7 +229,7 @@ def list_ids(root: str) -> list[str]:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if _VALID_ID.match(n) and os.path.isfile(os.path.join(root, n, STATE_FILE)))
+    return sorted(n for n in names if is_valid_id(n) and os.path.isfile(os.path.join(root, n, STATE_FILE)))
 
 
 def oci_state(state: ContainerState, status: str) -> dict:

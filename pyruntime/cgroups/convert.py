@@ -86,13 +86,15 @@ def cpu_max(quota: int | None, period: int | None) -> str | None:
     return text
 
 
-_CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+# Patterns as text: re compiles (and caches) one only when it is first used, not at every
+# import on the create path.
+_CPU_LIST = r"\d+(-\d+)?(,\d+(-\d+)?)*"
 
 
 def parse_cpu_list(text: str) -> list[int]:
     """A cpuset list ("0-2,4") to the sorted list of ids; ValueError if malformed."""
     text = text.strip()
-    if not _CPU_LIST.match(text):
+    if not re.fullmatch(_CPU_LIST, text):
         raise ValueError(f"{text!r} is not a list of ids like 0-2,4")
     ids: set[int] = set()
     for part in text.split(","):
@@ -122,7 +124,7 @@ def format_cpu_list(ids) -> str:
     return ",".join(parts)
 
 
-_RAM = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
+_RAM = r"(?i)(\d+(?:\.\d+)?) ?([kmgtp])?i?b?"
 _RAM_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
@@ -131,20 +133,20 @@ def ram_in_bytes(text: str) -> int:
 
     This is the syntax runc's update flags accept (docker's units.RAMInBytes).
     """
-    m = _RAM.match(text.strip())
+    m = re.fullmatch(_RAM, text.strip())
     if not m:
         raise ValueError(f"{text!r} is not a size like 512m, 1g or a number of bytes")
     number, unit = m.groups()
     return int(float(number) * _RAM_UNITS[unit.lower() if unit else None])
 
 
-_PAGE_SIZE = re.compile(r"^(\d+)([KMG]B)$")
+_PAGE_SIZE = r"(\d+)([KMG]B)"
 _PAGE_UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 
 
 def hugepage_size_bytes(page_size: str) -> int:
     """OCI hugepage size ("2MB", "1GB") to bytes; ValueError if not in that form."""
-    m = _PAGE_SIZE.match(page_size)
+    m = re.fullmatch(_PAGE_SIZE, page_size)
     if not m:
         raise ValueError(f"{page_size!r} is not a page size like 2MB or 1GB")
     return int(m.group(1)) * _PAGE_UNITS[m.group(2)]

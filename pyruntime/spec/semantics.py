@@ -171,6 +171,15 @@ def check_cpu(config: dict) -> Iterator[Problem]:
         yield ("linux.resources.cpu.burst", f"must not exceed quota {quota}, got {burst}")
 
 
+def deprecations(config: dict) -> list[Problem]:
+    """What a valid config does that the spec deprecates: worth a warning, not a refusal."""
+    return [(f"mounts[{index}].destination",
+             f"relative path {mount['destination']!r} is deprecated; taken as "
+             f"{'/' + mount['destination']!r}")
+            for index, mount in enumerate(config.get("mounts", []))
+            if not mount.get("destination", "/").startswith("/")]
+
+
 def semantic_problems(config: dict, bundle: str | None = None) -> list[Problem]:
     """Every semantic problem of a schema-valid config, in document order of the checks."""
     problems: list[Problem] = []

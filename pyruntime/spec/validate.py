@@ -12,7 +12,7 @@ import os
 
 from pyruntime.errors import ConfigError, RuntimeUserError
 from pyruntime.spec import fastcheck, schemas
-from pyruntime.spec.semantics import semantic_problems
+from pyruntime.spec.semantics import deprecations, semantic_problems
 
 _SOURCES = {"config": "config.json", "state": "state.json", "features": "features.json"}
 
@@ -78,7 +78,12 @@ def read_config(bundle: str) -> dict:
 
 
 def load_config(bundle: str) -> dict:
-    """Read and validate `<bundle>/config.json`; the config dict, or RuntimeUserError/ConfigError."""
+    """Read and validate `<bundle>/config.json`; the config dict, or RuntimeUserError/ConfigError.
+    What the spec deprecates but allows is accepted with a warning naming the field."""
     config = read_config(bundle)
     validate_config(config, bundle)
+    for path, message in deprecations(config):
+        from pyruntime import log
+
+        log.warn(f"config.json: {path}: {message}")
     return config

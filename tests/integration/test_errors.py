@@ -199,3 +199,7 @@ def test_validate_command(rt, tmp_path):
     config["linux"]["namespaces"].append({"type": "pid"})
     proc = rt("validate", "--bundle", str(rt.bundle_from(config)))
     assert_clean_error(proc, "linux.namespaces")
+    deprecated = container_config(["true"])
+    deprecated["mounts"][-1]["destination"] = "tmp"  # the tests' tmpfs, relative
+    proc = rt("validate", "--bundle", str(rt.bundle_from(deprecated)), check=True)
+    assert "mounts[" in proc.stderr and "relative path 'tmp' is deprecated" in proc.stderr

@@ -21,7 +21,7 @@ def test_valid_ids(good):
     assert check_id(good) == good
 
 
-@pytest.mark.parametrize("bad", ["", ".", "..", "../x", "a/b", "a b", "a\nb", "é"])
+@pytest.mark.parametrize("bad", ["", ".", "..", "../x", "a/b", "a b", "a\nb", "abc\n", "é"])
 def test_invalid_ids(bad):
     with pytest.raises(RuntimeUserError, match="invalid container id"):
         check_id(bad)

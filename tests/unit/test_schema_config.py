@@ -299,9 +299,15 @@ def test_unknown_properties_are_ignored_everywhere():
     validate_config(config)
 
 
-def test_relative_mount_destination_is_accepted_on_linux():
+def test_relative_mount_destination_is_accepted_on_linux_with_a_warning():
     # v1.2: deprecated, but MAY be relative and is then taken relative to "/".
-    validate_config(mutate(base_config(), "mounts[0].destination", "proc"))
+    from pyruntime.spec.semantics import deprecations
+
+    config = mutate(base_config(), "mounts[0].destination", "proc")
+    validate_config(config)
+    assert deprecations(config) == [
+        ("mounts[0].destination", "relative path 'proc' is deprecated; taken as '/proc'")]
+    assert deprecations(base_config()) == []
 
 
 def test_values_at_the_type_limits_are_accepted():
