@@ -102,6 +102,25 @@ def test_update_changes_live_limits(rt):
     assert saved["memory"]["limit"] == 100 << 20 and saved["pids"]["limit"] == 50
 
 
+def test_updated_pids_limit_is_enforced(rt):
+    cid, pid = start_detached(rt, container_config(["sleep", "60"]))
+    rt("update", "--pids-limit", "6", cid, check=True)
+    rt("exec", cid, "sh", "-c", "while :; do sleep 60 & done")
+    assert int(cgroup_file(pid, "pids", "pids.current")) <= 6
+    assert int(cgroup_file(pid, "pids", "pids.events").split()[-1]) > 0  # forks were refused
+
+
+def test_container_process_starts_inside_its_cgroup(rt):
+    """The first thing the container's program does is read its own cgroups: they are the
+    container's already (no cgroup namespace here, so the paths are the host's)."""
+    config = container_config(["cat", "/proc/self/cgroup"])
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "cgroup"]
+    cid = rt.new_id()
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), cid)
+    paths = {line.split(":", 2)[2] for line in proc.stdout.splitlines() if line.split(":")[1]}
+    assert paths == {f"/pyruntime/{cid}"}, proc.stdout + proc.stderr
+
+
 def test_update_from_resources_file(rt, tmp_path):
     cid, pid = start_detached(rt, container_config(["sleep", "60"]))
     (tmp_path / "r.json").write_text(json.dumps({"pids": {"limit": 33}}))

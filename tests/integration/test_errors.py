@@ -133,6 +133,16 @@ def test_failing_poststop_hook_is_a_warning(rt, tmp_path):
     assert_nothing_left(rt, cid)
 
 
+def test_failing_poststart_hook_is_a_warning_and_the_rest_still_run(rt, tmp_path):
+    marker = tmp_path / "second-ran"
+    hooks = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", "echo first failed >&2; exit 4"]},
+                           {"path": "/bin/sh", "args": ["sh", "-c", f"cat > /dev/null; touch {marker}"]}]}
+    proc = rt("run", "--bundle", str(rt.bundle(["true"], hooks=hooks)), rt.new_id())
+    assert proc.returncode == 0, proc.stderr  # the container ran and its exit code stands
+    assert "poststart[0]" in proc.stderr and "first failed" in proc.stderr
+    assert marker.exists()
+
+
 def test_hooks_run_in_order_with_state(rt, tmp_path):
     log = tmp_path / "hooks.log"
     hook = tmp_path / "hook.sh"

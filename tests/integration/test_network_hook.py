@@ -409,3 +409,28 @@ def test_unknown_network_is_a_clear_error(lab):
     assert proc.returncode == 1
     assert "network 'nosuchnet' not found" in proc.stderr and "Traceback" not in proc.stderr
     assert lab.leftovers(cid) == []
+
+
+def test_shipped_default_network_needs_no_configuration(tmp_path):
+    """`bridge` with the default network name and no conflist anywhere: the network that ships
+    with pyruntime (pyruntime-bridge, pyruntime0, 10.89.0.0/24) is used, ports included. Its
+    leases live in the plugin's default dataDir on the real host, which is cleaned after."""
+    from pyruntime.network.modes import DEFAULT_NETWORK
+
+    lab = NetLab(tmp_path, "pyruntime")
+    leases = Path("/var/lib/cni/networks") / DEFAULT_NETWORK
+    leases_existed = leases.exists()
+    try:
+        cid = lab.run_detached(["httpd", "-f", "-p", "80", "-h", "/var/www"], network=DEFAULT_NETWORK,
+                               publish=["127.0.0.1:18081:80"])
+        assert not list(lab.config_dir.glob(f"{DEFAULT_NETWORK}.*"))
+        assert lab.container_ip(cid).startswith("10.89.0.")
+        assert "pyruntime0" in lab.host("ip", "-o", "link", "show", "type", "bridge").stdout
+        assert "hello" in lab.http_get("http://127.0.0.1:18081/")
+        assert lab.runtime("delete", "--force", cid).returncode == 0
+        assert lab.leftovers(cid) == []
+        assert not [p for p in leases.iterdir() if p.name.startswith("10.89.")]
+    finally:
+        lab.cleanup()
+        if not leases_existed:
+            shutil.rmtree(leases, ignore_errors=True)

@@ -299,6 +299,21 @@ def test_unknown_properties_are_ignored_everywhere():
     validate_config(config)
 
 
+def test_most_relevant_problems_come_first():
+    # As jsonschema ranks them: a problem nearer the top of the document (a missing field, a
+    # wrong top-level value) explains more than one deep inside it, so it is listed first.
+    config = base_config()
+    config["linux"]["resources"]["memory"]["limit"] = "lots"
+    config["process"]["user"]["uid"] = "root"
+    config["hostname"] = 5
+    del config["process"]["cwd"]
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config)
+    paths = [path for path, _ in caught.value.problems]
+    assert set(paths[:2]) == {"hostname", "process.cwd"}
+    assert paths[2:] == ["process.user.uid", "linux.resources.memory.limit"]
+
+
 def test_relative_mount_destination_is_accepted_on_linux_with_a_warning():
     # v1.2: deprecated, but MAY be relative and is then taken relative to "/".
     from pyruntime.spec.semantics import deprecations
