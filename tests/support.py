@@ -61,6 +61,8 @@ def host_snapshot() -> dict[str, set[str]]:
     snap["cgroups"] = cgroups
     rules = set()
     for tool in ("iptables-legacy-save", "iptables-nft-save", "ip6tables-legacy-save", "ip6tables-nft-save"):
+        if "legacy" in tool and not _legacy_tables_exist(tool.startswith("ip6")):
+            continue  # reading would load the legacy table modules and make empty tables
         try:
             out = subprocess.run([tool], capture_output=True, text=True, timeout=20).stdout
         except (FileNotFoundError, subprocess.TimeoutExpired):
@@ -76,6 +78,14 @@ def host_snapshot() -> dict[str, set[str]]:
     default_root = Path("/run/pyruntime")
     snap["state_dirs"] = {str(p) for p in default_root.iterdir()} if default_root.is_dir() else set()
     return snap
+
+
+def _legacy_tables_exist(ipv6: bool) -> bool:
+    try:
+        with open("/proc/net/ip6_tables_names" if ipv6 else "/proc/net/ip_tables_names") as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
 
 
 def processes_in_other_pid_namespaces() -> set[str]:
