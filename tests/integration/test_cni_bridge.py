@@ -507,3 +507,55 @@ def test_conflist_with_reference_plugins_chained_after_ours(lab):
         os.close(host_fd)
         shutil.rmtree(cache, ignore_errors=True)
     assert our_rules(lab.rules()) == [] and lab.leases() == []
+
+
+UDP_SERVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(200)
+    s.sendto((sys.argv[3] + " " + peer[0]).encode(), peer)
+"""
+
+UDP_CLIENT = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+for _ in range(6):  # datagrams may be lost while the conntrack entry is being made
+    s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
+    try:
+        print(s.recv(200).decode())
+        break
+    except socket.timeout:
+        continue
+else:
+    print("ERR no answer")
+"""
+
+
+def test_udp_mapping_and_host_ip_confinement(lab):
+    """A udp port is published too; a mapping with a hostIP answers on that address only."""
+    lab.hexec("ip", "addr", "add", "192.168.77.3/24", "dev", "uplink")
+    ports = {"portMappings": [{"hostPort": 8081, "containerPort": 81, "protocol": "udp"},
+                              {"hostPort": 8082, "containerPort": 82, "protocol": "tcp",
+                               "hostIP": "192.168.77.3"}]}
+    conf = lab.conf(runtimeConfig=ports)
+    ns = lab.sandbox("u")
+    lab.add(conf, "ctr-u", ns)
+    udp = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", UDP_SERVER, "0.0.0.0", "81", "udp"],
+                           stdout=subprocess.PIPE, text=True)
+    lab.servers.append(udp)
+    assert udp.stdout.readline().strip() == "ready"
+    lab.serve(ns, "0.0.0.0", 82, "tcp82")
+
+    def udp_ask(addr, port):
+        return subprocess.run(["ip", "netns", "exec", lab.outside, sys.executable, "-c", UDP_CLIENT, addr, str(port)],
+                              capture_output=True, text=True, timeout=20).stdout.strip()
+
+    assert udp_ask("192.168.77.1", 8081) == "udp 192.168.77.2"
+    assert lab.connect(lab.outside, "192.168.77.3", 8082) == "tcp82 192.168.77.2"
+    assert lab.connect(lab.outside, "192.168.77.1", 8082).startswith("ERR")  # not on the other address
+    assert lab.run("DEL", conf, "ctr-u", ns)[0] == 0
+    assert our_rules(lab.rules()) == [] and lab.leases() == []
