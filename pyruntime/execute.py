@@ -82,9 +82,11 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
         opts = execin.ExecOptions(state.pid, process, state.config, console_sock=console,
                                   preserve_fds=preserve_fds)
         try:
-            stage1_pid = reexec.spawn("exec", opts, parent_sock, child_sock,
-                                      {cdir.lock_fd} if cdir.lock_fd is not None else set())
-            os.close(child_sock)
+            try:
+                stage1_pid = reexec.spawn("exec", opts, parent_sock, child_sock,
+                                          {cdir.lock_fd} if cdir.lock_fd is not None else set())
+            finally:
+                os.close(child_sock)
             if proxy.theirs is not None:
                 proxy.theirs.close()  # the child has it; an EOF must reach us if it dies
             try:

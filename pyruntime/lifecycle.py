@@ -98,9 +98,11 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
     try:
         # The container lock must not stay with the child: a flock is shared by every copy
         # of its fd, and `start` would wait for it forever.
-        stage1_pid = reexec.spawn("init", opts, parent_sock, child_sock,
-                                  {cdir.lock_fd} if cdir.lock_fd is not None else set())
-        os.close(child_sock)
+        try:
+            stage1_pid = reexec.spawn("init", opts, parent_sock, child_sock,
+                                      {cdir.lock_fd} if cdir.lock_fd is not None else set())
+        finally:
+            os.close(child_sock)
         undo.push("stop init", lambda: _kill_and_wait(stage1_pid))
         # The new interpreter starts up while the cgroup is made and joined (the join waits
         # for an RCU grace period); stage 1 waits for "cgroup-ready" before it does anything.

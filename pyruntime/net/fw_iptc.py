@@ -7,6 +7,7 @@ process, so every family's update runs in a forked child that has loaded none ye
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -50,35 +51,31 @@ def _iptc():
     return iptc
 
 
-class _libraries_found_in:
-    """While python-iptables is imported, ctypes.util.find_library answers from `libdir`.
+@contextlib.contextmanager
+def _libraries_found_in(libdirs: str | None):
+    """While python-iptables is imported, ctypes.util.find_library answers from `libdirs`
+    (IPTABLES_LIBDIR: directories joined by ':', as python-iptables reads it).
 
     python-iptables asks find_library for every spelling of every library it tries (libc,
     ip4tc, ip6tc, its own xtwrapper, ...), and each unanswered call runs ldconfig, gcc and ld:
-    ~80 ms of a plugin call. The versioned files in the library directory answer the same
-    question from one listdir; a name not there gets None at once, and python-iptables goes on
+    ~80 ms of a plugin call. The versioned files in the library directories answer the same
+    question from a listdir; a name not there gets None at once, and python-iptables goes on
     to look for it by path (its own extension, in site-packages)."""
+    import ctypes.util
 
-    def __init__(self, libdir: str | None):
-        self.libdir = libdir
-
-    def __enter__(self):
-        import ctypes.util
-
-        self.original = ctypes.util.find_library
-        if self.libdir:
-            sonames = {}
-            for entry in sorted(os.listdir(self.libdir)):
+    original = ctypes.util.find_library
+    if libdirs:
+        sonames: dict[str, str] = {}
+        for libdir in filter(os.path.isdir, libdirs.split(":")):
+            for entry in sorted(os.listdir(libdir)):
                 name, dot_so, version = entry.partition(".so.")
                 if dot_so and name.startswith("lib") and version.isdigit():
                     sonames.setdefault(name[3:], entry)
-            ctypes.util.find_library = sonames.get
-        return self
-
-    def __exit__(self, *exc):
-        import ctypes.util
-
-        ctypes.util.find_library = self.original
+        ctypes.util.find_library = sonames.get
+    try:
+        yield
+    finally:
+        ctypes.util.find_library = original
 
 
 def _table(iptc, family: int, name: str):

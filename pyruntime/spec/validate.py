@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+from pyruntime import log
 from pyruntime.errors import ConfigError, RuntimeUserError
 from pyruntime.spec import fastcheck, schemas
 from pyruntime.spec.semantics import deprecations, semantic_problems
@@ -83,7 +84,5 @@ def load_config(bundle: str) -> dict:
     config = read_config(bundle)
     validate_config(config, bundle)
     for path, message in deprecations(config):
-        from pyruntime import log
-
         log.warn(f"config.json: {path}: {message}")
     return config
