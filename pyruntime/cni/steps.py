@@ -99,7 +99,7 @@ def add(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> dict:
         if needs_firewall(bc) and res.ips:
             att = attachment(req, bc, [ip.address for ip in res.ips])
             fw = _backend(bc)
-            undo.append(lambda: fw.remove({att.tag}))
+            undo.append(lambda: fw.remove({att.tag}, network=att.network))
             from pyruntime.net import ports
             fw.add(firewall_plans(att), ports.wanted(bc.port_mappings))
 
@@ -147,7 +147,7 @@ def delete(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> None:
             # rules exist only in the families the attachment had addresses in; when the
             # lease is already gone (or IPAM is external) look in both
             families = sorted({6 if ":" in ip else 4 for ip in released}) or [4, 6]
-            _backend(bc).remove({naming.attachment_tag(bc.name, req.container_id, req.ifname)}, families)
+            _backend(bc).remove({naming.attachment_tag(bc.name, req.container_id, req.ifname)}, families, bc.name)
 
     def remove_veth():
         with Rtnl() as rt:
@@ -252,8 +252,8 @@ def gc(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> None:
         present = set()
         for family in (4, 6):
             present |= rules.tags_of_network(fw.dump(family), bc.name)
-        if present - wanted:
-            fw.remove(present - wanted)
+        # also when nothing is stale: a shared part left without attachments goes too
+        fw.remove(present - wanted, network=bc.name)
     keep_veths = {naming.veth_name(cid, ifn) for cid, ifn in keep}
     with Rtnl() as rt:
         bridge = rt.get_link(bc.bridge)

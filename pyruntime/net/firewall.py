@@ -135,16 +135,21 @@ class Backend:
                 store.take(list(claims), tag)
             self.write(plans)
 
-    def remove(self, tags: set[str], families=(4, 6)) -> None:
-        from pyruntime.net import ports
+    def remove(self, tags: set[str], families=(4, 6), network: str | None = None) -> None:
+        """Remove the attachments `tags`, and `network`'s shared part when no attachment of
+        it is left in a family."""
+        from pyruntime.net import naming, ports
         with xtables_lock():
             store = ports.Claims()
             for tag in tags:
                 store.release(tag)
             for family in families:
                 tables = self.dump(family)
+                doomed = set(tags)
+                if network is not None and not rules.tags_of_network(tables, network) - doomed:
+                    doomed.add(naming.network_tag(network))
                 owned: dict[str, dict] = {}
-                for tag in tags:
+                for tag in doomed:
                     for table, part in rules.owned_by(tables, tag).items():
                         slot = owned.setdefault(table, {"chains": set(), "rules": []})
                         slot["chains"] |= part["chains"]
@@ -167,14 +172,20 @@ class NftBackend(Backend):
     restore_tools = {4: "iptables-nft-restore", 6: "ip6tables-nft-restore"}
 
     def chain_exists(self, table: str, chain: str) -> bool:
+        return any(self._listed(family, table, chain) for family in self.list_tools)
+
+    def _listed(self, family: int, table: str, chain: str) -> bool:
         # listing one chain reads only that chain, unlike a dump of the whole table; the nft
         # variant takes no xtables lock, so it can run while we hold it
-        return any(subprocess.run([tool, "-t", table, "-S", chain], capture_output=True).returncode == 0
-                   for tool in self.list_tools.values())
+        return subprocess.run([self.list_tools[family], "-t", table, "-S", chain],
+                              capture_output=True).returncode == 0
 
     def write(self, plans: list[rules.Plan]) -> None:
         for family in (4, 6):
-            script = rules.restore_script([p for p in plans if p.family == family], "add")
+            own = [p for p in plans if p.family == family]
+            shared = {p.shared.tag: p.shared for p in own if p.shared is not None}
+            missing = [s for s in shared.values() if not self._listed(family, *rules.marker(s))]
+            script = rules.restore_script(missing + own, "add")
             if script:
                 run_tool([self.restore_tools[family], "--noflush"], script)
 

@@ -164,23 +164,38 @@ def delete(family: int, owned: dict[str, dict]) -> None:
 
 def _write_family(family: int, fam_plans: list[rules.Plan]) -> None:
     iptc = _iptc()
+    tables: dict = {}
+    changed: set[str] = set()
+
+    def table(name: str):
+        if name not in tables:
+            tables[name] = _table(iptc, family, name)
+        return tables[name]
+
+    def apply(p: rules.Plan) -> None:
+        for name, chain in p.chains:
+            if not table(name).is_chain(chain):
+                table(name).create_chain(chain)
+                changed.add(name)
+        for r in p.rules:
+            chain = iptc.Chain(table(r.table), r.chain)
+            rule = build_rule(iptc, family, r.args)
+            if r.first:
+                chain.insert_rule(rule)
+            else:
+                chain.append_rule(rule)
+            changed.add(r.table)
+
     try:
-        tables = {}
         for p in fam_plans:
-            for table, chain in p.chains:
-                t = tables.get(table) or tables.setdefault(table, _table(iptc, family, table))
-                if not t.is_chain(chain):
-                    t.create_chain(chain)
-            for r in p.rules:
-                t = tables.get(r.table) or tables.setdefault(r.table, _table(iptc, family, r.table))
-                chain = iptc.Chain(t, r.chain)
-                rule = build_rule(iptc, family, r.args)
-                if r.first:
-                    chain.insert_rule(rule)
-                else:
-                    chain.append_rule(rule)
-        for t in tables.values():
-            t.commit()
+            if p.shared is not None:
+                marker_table, marker_chain = rules.marker(p.shared)
+                if not table(marker_table).is_chain(marker_chain):
+                    apply(p.shared)
+            apply(p)
+        # nat before filter: the shared part's marker chain lives in filter, so it appears last
+        for name in sorted(changed, key=lambda n: n == "filter"):
+            tables[name].commit()
     except (iptc.IPTCError, iptc.XTablesError) as e:
         raise CniError(IO_FAILURE, "iptables (legacy) update failed", str(e)) from None
 

@@ -1,8 +1,9 @@
 """Names of everything the plugin creates on the host, derived so that DEL and GC can find it.
 
-Host veth ends and firewall chains are named from a hash of the attachment (container id and
-interface name; chains also the network), so a DEL needs nothing but CNI_CONTAINERID and
-CNI_IFNAME to find them, even when the netns and the IPAM lease are already gone.
+Host veth ends and an attachment's firewall chains are named from a hash of the attachment
+(container id and interface name; chains also the network), so a DEL needs nothing but
+CNI_CONTAINERID and CNI_IFNAME to find them, even when the netns and the IPAM lease are already
+gone. What a network's attachments share is named from a hash of the network name.
 """
 
 from __future__ import annotations
@@ -24,8 +25,17 @@ def attachment_tag(network: str, container_id: str, ifname: str) -> str:
     return hashlib.sha256(f"{network}\0{container_id}\0{ifname}".encode()).hexdigest()[:16]
 
 
-def masq_chain(tag: str) -> str:
-    return f"{CHAIN_PREFIX}SN-{tag}"
+def network_tag(network: str) -> str:
+    """16 hex digits naming what all attachments of one network share."""
+    return hashlib.sha256(f"network\0{network}".encode()).hexdigest()[:16]
+
+
+def forward_chain(network_tag: str) -> str:
+    return f"{CHAIN_PREFIX}FW-{network_tag}"
+
+
+def masq_chain(network_tag: str) -> str:
+    return f"{CHAIN_PREFIX}SN-{network_tag}"
 
 
 def dnat_chain(tag: str) -> str:
@@ -33,11 +43,10 @@ def dnat_chain(tag: str) -> str:
 
 
 def rule_comment(tag: str, network: str, container_id: str) -> str:
-    # no spaces, so iptables-save prints it unquoted; netfilter keeps at most 255 bytes
+    # netfilter keeps at most 255 bytes of a comment
     return f"{COMMENT_PREFIX}{tag}/{network}/{container_id}"[:255]
 
 
-def tag_of_comment(comment: str) -> str | None:
-    if not comment.startswith(COMMENT_PREFIX):
-        return None
-    return comment[len(COMMENT_PREFIX):].split("/", 1)[0]
+def network_comment(network_tag: str, network: str) -> str:
+    return f"{COMMENT_PREFIX}{network_tag}/{network}"[:255]
+

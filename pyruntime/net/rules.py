@@ -4,17 +4,28 @@ Rules are written as iptables arguments in the exact order and spelling `iptable
 prints them, so one model serves both backends (python-iptables builds them, iptables-nft-restore
 takes them verbatim) and CHECK can compare what should be there with a save dump line by line.
 
+What every attachment of a network shares is made once, by the network's first attachment, and
+removed with its last (network tag = hash of the network name). It does not grow with the
+number of containers, which matters on legacy x_tables, where every change rewrites the table:
+
+  filter PYR-FW-<ntag>  -i <bridge> -j ACCEPT, -o <bridge> -j ACCEPT
+         FORWARD        (first) -j PYR-FW-<ntag>         a FORWARD policy of DROP spares the bridge
+  nat    PYR-SN-<ntag>  (ipMasq) -o <bridge> -j ACCEPT, then MASQUERADE (not multicast)
+         POSTROUTING    (first) -o <bridge> -m mark --mark M -j MASQUERADE
+                        traffic DNATed back into the bridge from a container (hairpin) or from
+                        the host's loopback leaves with the host's address, or the reply would
+                        bypass the NAT
+
 Per attachment (tag = hash of network, container id, ifname), per address family:
 
-  nat   PYR-SN-<tag>   masquerade: ACCEPT to the subnet, MASQUERADE the rest (not multicast)
-        POSTROUTING    -s <container ip> -j PYR-SN-<tag>
-  nat   PYR-DN-<tag>   per published port: mark hairpin/localhost traffic, DNAT to the container
-        PREROUTING     -m addrtype --dst-type LOCAL -j PYR-DN-<tag>    (other hosts)
-        OUTPUT         -m addrtype --dst-type LOCAL -j PYR-DN-<tag>    (the host itself)
-        POSTROUTING    (first) -d <container ip> -m mark --mark M -j MASQUERADE
-  filter FORWARD       (first) -d <container ip> -j ACCEPT, -s <container ip> -j ACCEPT
+  nat    POSTROUTING    (ipMasq) -s <container ip> -j PYR-SN-<ntag>
+  nat    PYR-DN-<tag>   per published port: mark hairpin/localhost traffic, DNAT to the container
+         PREROUTING     -m addrtype --dst-type LOCAL -j PYR-DN-<tag>    (other hosts)
+         OUTPUT         -m addrtype --dst-type LOCAL -j PYR-DN-<tag>    (the host itself)
 
-Every rule in a built-in chain carries the comment pyruntime/<tag>/<network>/<container id>.
+Every rule in a built-in chain carries a comment: pyruntime/<tag>/<network>/<container id> for an
+attachment's, pyruntime/<ntag>/<network> for the network's. The shared part is counted by the
+attachments' comments: DEL of the last one takes the shared part with it.
 """
 
 from __future__ import annotations
@@ -45,9 +56,10 @@ class Rule(Record):
 
 
 class Plan(Record):
-    """Everything one attachment needs in one address family: (table, chain) pairs and Rules."""
-    __slots__ = ("family", "tag", "chains", "rules")
-    _defaults = {"chains": list, "rules": list}
+    """Chains ((table, chain) pairs) and Rules in one address family; an attachment's plan
+    carries its network's shared part as `shared` (a Plan itself), written only when missing."""
+    __slots__ = ("family", "tag", "chains", "rules", "shared")
+    _defaults = {"chains": list, "rules": list, "shared": None}
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -94,29 +106,55 @@ def _port(pm: PortMapping) -> tuple[str, ...]:
     return ("-p", pm.protocol, "-m", pm.protocol, "--dport", str(pm.host_port))
 
 
-def plan(att: Attachment, family: int) -> Plan:
-    out = Plan(family, att.tag)
-    addrs = [a for a in att.addresses if a.version == family]
-    if not addrs:
-        return out
-    addr = addrs[0]
+def _comment(text: str) -> tuple[str, ...]:
     # written quoted, as iptables-save prints any comment holding a '/'
-    comment = ("-m", "comment", "--comment", f'"{naming.rule_comment(att.tag, att.network, att.container_id)}"')
-    cip = host_prefix(addr.ip)
+    return ("-m", "comment", "--comment", f'"{text}"')
 
+
+def network_plan(att: Attachment, family: int) -> Plan:
+    """What all attachments of att's network share in one family (see the module docstring)."""
+    ntag = naming.network_tag(att.network)
+    out = Plan(family, ntag)
+    comment = _comment(naming.network_comment(ntag, att.network))
+    fw = naming.forward_chain(ntag)
+    out.chains.append(("filter", fw))
     out.rules += [
-        Rule("filter", "FORWARD", ("-d", cip) + comment + ("-j", "ACCEPT"), first=True),
-        Rule("filter", "FORWARD", ("-s", cip) + comment + ("-j", "ACCEPT"), first=True),
+        Rule("filter", fw, ("-i", att.bridge, "-j", "ACCEPT")),
+        Rule("filter", fw, ("-o", att.bridge, "-j", "ACCEPT")),
+        Rule("filter", "FORWARD", comment + ("-j", fw), first=True),
     ]
-
     if att.ip_masq:
-        sn = naming.masq_chain(att.tag)
+        sn = naming.masq_chain(ntag)
         out.chains.append(("nat", sn))
         out.rules += [
-            Rule("nat", sn, ("-d", str(addr.network), "-j", "ACCEPT")),
+            Rule("nat", sn, ("-o", att.bridge, "-j", "ACCEPT")),
             Rule("nat", sn, ("!", "-d", MULTICAST[family], "-j", "MASQUERADE")),
-            Rule("nat", "POSTROUTING", ("-s", cip) + comment + ("-j", sn)),
         ]
+    out.rules.append(Rule("nat", "POSTROUTING", ("-o", att.bridge, "-m", "mark", "--mark", mark_value(att.mark_bit))
+                          + comment + ("-j", "MASQUERADE"), first=True))
+    return out
+
+
+def marker(shared: Plan) -> tuple[str, str]:
+    """The (table, chain) whose presence says a network's shared part is in place: the filter
+    chain, written last (legacy commits nat before filter; nftables writes all in one go)."""
+    return ("filter", naming.forward_chain(shared.tag))
+
+
+def plan(att: Attachment, family: int) -> Plan:
+    """The attachment's own chains and rules; `.shared` holds its network's shared part."""
+    out = Plan(family, att.tag)
+    addrs = [a for a in att.addresses if a.version == family]
+    if not addrs or not (att.ip_masq or att.port_mappings):
+        return out
+    addr = addrs[0]
+    comment = _comment(naming.rule_comment(att.tag, att.network, att.container_id))
+    cip = host_prefix(addr.ip)
+    out.shared = network_plan(att, family)
+
+    if att.ip_masq:
+        out.rules.append(Rule("nat", "POSTROUTING", ("-s", cip) + comment
+                              + ("-j", naming.masq_chain(out.shared.tag))))
 
     mappings = mappings_for_family(att.port_mappings, family)
     if mappings:
@@ -126,8 +164,7 @@ def plan(att: Attachment, family: int) -> Plan:
         for pm in mappings:
             dest = _dest(pm)
             target = f"{addr.ip}:{pm.container_port}" if family == 4 else f"[{addr.ip}]:{pm.container_port}"
-            # traffic from the bridge's own subnet (hairpin) and from the host's loopback must
-            # leave with the host's address, or the container's reply would bypass the NAT
+            # marked: leaves through the shared masquerade (hairpin and the host's loopback)
             out.rules.append(Rule("nat", dn, ("-s", str(addr.network)) + dest + _port(pm)
                                   + ("-j", "MARK", "--set-xmark", mark)))
             if family == 4:
@@ -138,24 +175,23 @@ def plan(att: Attachment, family: int) -> Plan:
         out.rules += [
             Rule("nat", "PREROUTING", local + comment + ("-j", dn)),
             Rule("nat", "OUTPUT", local + comment + ("-j", dn)),
-            Rule("nat", "POSTROUTING", ("-d", cip, "-m", "mark", "--mark", mark) + comment
-                 + ("-j", "MASQUERADE"), first=True),
         ]
     return out
 
 
 def restore_script(plans: list[Plan], op: str) -> str:
     """iptables-restore --noflush input that adds (op="add") a plan's chains and rules."""
-    tables: dict[str, list[str]] = {}
+    chains: dict[str, list[str]] = {}
+    lines: dict[str, list[str]] = {}
     for p in plans:
         for table, chain in p.chains:
-            tables.setdefault(table, []).append(f":{chain} - [0:0]")
+            chains.setdefault(table, []).append(f":{chain} - [0:0]")
         for r in p.rules:
-            tables.setdefault(r.table, []).append(r.restore_line(op))
+            lines.setdefault(r.table, []).append(r.restore_line(op))
     out = []
-    for table in sorted(tables):
+    for table in sorted(chains.keys() | lines.keys()):     # chains declared before any rule
         out.append(f"*{table}")
-        out += tables[table]
+        out += chains.get(table, []) + lines.get(table, [])
         out.append("COMMIT")
     return "\n".join(out) + "\n" if out else ""
 
@@ -203,8 +239,8 @@ def removal_script(owned: dict[str, dict]) -> str:
 
 
 def missing(p: Plan, tables: dict[str, dict]) -> list[str]:
-    """What of a plan is not in a save dump (empty when CHECK passes)."""
-    out = []
+    """What of a plan (and its shared part) is not in a save dump (empty when CHECK passes)."""
+    out = missing(p.shared, tables) if p.shared is not None else []
     for table, chain in p.chains:
         if chain not in tables.get(table, {}).get("chains", set()):
             out.append(f"{table} chain {chain}")
@@ -215,7 +251,9 @@ def missing(p: Plan, tables: dict[str, dict]) -> list[str]:
 
 
 def tags_of_network(tables: dict[str, dict], network: str) -> set[str]:
-    """Tags of the attachments of one network, from the comments on their rules (for GC)."""
+    """Tags of the attachments of one network, from the comments on their rules: what GC
+    sweeps and what keeps the network's shared part alive."""
+    shared = naming.network_tag(network)
     tags = set()
     for content in tables.values():
         for r in content["rules"]:
@@ -223,6 +261,6 @@ def tags_of_network(tables: dict[str, dict], network: str) -> set[str]:
             if i < 0:
                 continue
             parts = r[i + len('--comment "'):].split('"', 1)[0][len(naming.COMMENT_PREFIX):].split("/")
-            if len(parts) >= 2 and parts[1] == network:
+            if len(parts) >= 2 and parts[1] == network and parts[0] != shared:
                 tags.add(parts[0])
     return tags

@@ -248,6 +248,11 @@ def test_add_traffic_check_del(lab):
     # DEL leaves no link, rule, chain or lease, and a second DEL is fine
     links_before = lab.links()
     assert lab.run("DEL", conf1, "ctr-a", c1)[0] == 0
+    # the network's shared part (FORWARD accept, masquerade) outlives all but its last attachment
+    sh("ip", "netns", "exec", c2, "ip", "addr", "add", f"{ip2}/24", "dev", "eth0")
+    sh("ip", "netns", "exec", c2, "ip", "route", "add", "default", "via", "10.77.0.1")
+    assert lab.connect(c2, "192.168.77.2", 9000) == "outside 192.168.77.1"
+    assert not any(ip1 in line for line in our_rules(lab.rules()))
     assert lab.run("DEL", lab.conf(), "ctr-b", c2)[0] == 0
     assert lab.run("DEL", conf1, "ctr-a", c1)[0] == 0
     assert lab.links() == links_before - {veth, res2["interfaces"][1]["name"]}
@@ -326,7 +331,11 @@ def test_concurrent_adds_get_distinct_addresses(lab):
     addrs = [o["ips"][0]["address"] for o in outs]
     assert len(set(addrs)) == n
     assert len(lab.leases()) == n
-    assert len([r for r in lab.rules().splitlines() if r.startswith("-A POSTROUTING")]) == n
+    saved = lab.rules().splitlines()
+    assert len([r for r in saved if r.startswith("-A POSTROUTING -s ")]) == n      # one masquerade jump each
+    # the network's shared part was made once, by whichever ADD came first
+    assert len([r for r in saved if r.startswith("-A FORWARD ") and "-j PYR-FW-" in r]) == 1
+    assert len([r for r in saved if r.startswith("-A POSTROUTING -o pyrtbr0 -m mark")]) == 1
     procs = [subprocess.Popen(lab.plugin_cmd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=lab.plugin_env("DEL", f"ctr-{i}", ns))
              for i, ns in enumerate(sandboxes)]
