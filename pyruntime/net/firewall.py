@@ -18,14 +18,13 @@ commands) never interleave a read-check-write.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 from contextlib import contextmanager
 
 from pyruntime.cni.errors import INVALID_CONFIG, IO_FAILURE, PORT_CONFLICT, CniError
-from pyruntime.net import rules
+from pyruntime.net import locks, rules
 
 ENV_OVERRIDE = "PYRUNTIME_CNI_FIREWALL"
 XTABLES_LOCK = os.environ.get("XTABLES_LOCKFILE", "/run/xtables.lock")
@@ -79,7 +78,7 @@ def _legacy_tables_in_use() -> bool:
 def xtables_lock():
     fd = os.open(XTABLES_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        locks.acquire(fd, f"the xtables lock {XTABLES_LOCK}")
         yield
     finally:
         os.close(fd)

@@ -9,7 +9,6 @@ out the same address.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import os
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 
 from pyruntime.cni.config import Range
 from pyruntime.cni.errors import INVALID_CONFIG, IO_FAILURE, NO_ADDRESSES, CniError
+from pyruntime.net import locks
 
 LAST_RESERVED = "last_reserved_ip."
 LOCK = "lock"
@@ -80,7 +80,7 @@ class Store:
         except OSError as e:
             raise CniError(IO_FAILURE, "cannot open IPAM data directory", f"{self.dir}: {e.strerror}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            locks.acquire(fd, f"IPAM store {self.dir}")
             yield
         finally:
             os.close(fd)

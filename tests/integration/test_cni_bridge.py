@@ -452,6 +452,36 @@ def test_link_options_requested_ip_and_exhaustion(lab):
     assert lab.leases() == []
 
 
+def test_busy_locks_give_try_again_later_and_roll_back(lab, tmp_path):
+    """A lock held too long (IPAM store, xtables lock) is CNI error 11, and the ADD made nothing."""
+    import fcntl
+    a = lab.sandbox("busy")
+    conf = lab.conf(runtimeConfig={"portMappings": [{"hostPort": 8095, "containerPort": 80}]})
+    xtables_lock = tmp_path / "xtables.lock"
+    env = {"PYRUNTIME_CNI_LOCK_TIMEOUT": "0.3", "XTABLES_LOCKFILE": str(xtables_lock)}
+    ipam_dir = lab.data / conf["name"]
+    ipam_dir.mkdir(parents=True, exist_ok=True)
+    links_before = lab.links()
+    for lock_file in (ipam_dir / "lock", xtables_lock):
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            started = time.monotonic()
+            rc, out, err = lab.run("ADD", conf, "ctr-busy", a, **env)
+            assert rc != 0 and out["code"] == 11, (out, err)
+            assert str(lock_file) in out["msg"] or str(lock_file.parent) in out["msg"]
+            assert time.monotonic() - started < 10
+        finally:
+            os.close(fd)
+        # the bridge stays, as it does after DEL; the veth pair is gone
+        assert lab.links() - {"pyrtbr0"} == links_before and lab.leases() == [] and our_rules(lab.rules()) == []
+    rc, out, _ = lab.run("ADD", conf, "ctr-busy", a, PYRUNTIME_CNI_LOCK_TIMEOUT="soon")
+    assert rc != 0 and out["code"] == 4 and "PYRUNTIME_CNI_LOCK_TIMEOUT" in out["msg"]
+    lab.add(conf, "ctr-busy", a, **env)                 # free again: the same ADD goes through
+    assert lab.run("DEL", conf, "ctr-busy", a, **env)[0] == 0
+    assert lab.leases() == [] and our_rules(lab.rules()) == []
+
+
 def test_netns_given_as_proc_pid_path(lab):
     if lab.backend == "iptables":
         pytest.skip("netns paths do not depend on the firewall backend")
