@@ -421,8 +421,10 @@ def test_link_options_requested_ip_and_exhaustion(lab):
         pytest.skip("link options do not depend on the firewall backend")
     a, b, c = lab.sandbox("a"), lab.sandbox("b"), lab.sandbox("c")
     ipam = {"type": "pyruntime-bridge", "subnet": "10.77.4.0/29", "rangeEnd": "10.77.4.3", "dataDir": str(lab.data)}
-    conf = lab.conf(mtu=1400, promiscMode=True, ipMasq=False, ipam=ipam)
+    dns = {"nameservers": ["10.77.4.1"], "domain": "lab", "search": ["lab"], "options": ["ndots:2"]}
+    conf = lab.conf(mtu=1400, promiscMode=True, ipMasq=False, ipam=ipam, dns=dns)
     res = lab.add(conf, "ctr-a", a, CNI_ARGS="IgnoreUnknown=1;IP=10.77.4.3;MAC=02:00:00:aa:bb:cc")
+    assert res["dns"] == dns                        # the network's dns, passed on in the result
     assert res["ips"][0]["address"] == "10.77.4.3/29"
     assert res["interfaces"][2]["mac"] == "02:00:00:aa:bb:cc" and res["interfaces"][2]["mtu"] == 1400
     assert "link/ether 02:00:00:aa:bb:cc" in sh("ip", "netns", "exec", a, "ip", "link", "show", "eth0")

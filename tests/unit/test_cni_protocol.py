@@ -172,10 +172,12 @@ def test_result_1_1_0_shape():
     assert out["interfaces"][2] == {"name": "eth0", "mac": "cc:cc:cc:cc:cc:cc", "mtu": 1500, "sandbox": "/run/netns/x"}
     assert out["ips"][0] == {"interface": 2, "address": "10.0.0.2/24", "gateway": "10.0.0.1"}
     assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}]
+    assert out["dns"] == {"nameservers": ["10.0.0.1"]}
 
 
 def test_result_0_4_0_and_1_0_0_shape():
     assert sample_result().to_json("0.4.0")["ips"][1]["version"] == "6"
+    assert sample_result().to_json("0.4.0")["dns"] == {"nameservers": ["10.0.0.1"]}
     assert "version" not in sample_result().to_json("1.0.0")["ips"][0]
     assert "mtu" not in sample_result().to_json("1.0.0")["interfaces"][2]
 
