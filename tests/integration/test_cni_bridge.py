@@ -600,3 +600,24 @@ def test_udp_mapping_and_host_ip_confinement(lab):
     assert lab.connect(lab.outside, "192.168.77.1", 8082).startswith("ERR")  # not on the other address
     assert lab.run("DEL", conf, "ctr-u", ns)[0] == 0
     assert our_rules(lab.rules()) == [] and lab.leases() == []
+
+
+def test_sctp_mapping_is_published_checked_and_removed(lab):
+    """sctp mappings get their DNAT rules (this kernel has no SCTP sockets, so no traffic)."""
+    ports = {"portMappings": [{"hostPort": 3868, "containerPort": 3868, "protocol": "sctp"}]}
+    conf = lab.conf(runtimeConfig=ports)
+    ns = lab.sandbox("s")
+    res = lab.add(conf, "ctr-s", ns)
+    ip = res["ips"][0]["address"].split("/")[0]
+    dnat = [r for r in our_rules(lab.rules()) if "--to-destination" in r]
+    assert dnat == [f"-A {dnat[0].split()[1]} -p sctp -m sctp --dport 3868 -j DNAT --to-destination {ip}:3868"]
+    assert lab.run("CHECK", dict(conf, prevResult=res), "ctr-s", ns)[0] == 0
+    # the same sctp port is taken now; the same port over tcp is not
+    other = lab.sandbox("s2")
+    rc, out, _ = lab.run("ADD", conf, "ctr-s2", other)
+    assert rc != 0 and out["code"] == 101 and "sctp" in out["details"]
+    tcp = lab.conf(runtimeConfig={"portMappings": [{"hostPort": 3868, "containerPort": 3868, "protocol": "tcp"}]})
+    lab.add(tcp, "ctr-s2", other)
+    assert lab.run("DEL", tcp, "ctr-s2", other)[0] == 0
+    assert lab.run("DEL", conf, "ctr-s", ns)[0] == 0
+    assert our_rules(lab.rules()) == [] and lab.leases() == []
