@@ -119,6 +119,11 @@ def _take_flags(argv, i, flags, opts, stop_at_positional=False):
 def dispatch(command: str, o: dict) -> int:
     import os
 
+    if command in ("create", "run"):
+        # first of all: the kernel's wait for the cgroup move runs while the rest loads
+        from pyruntime.cgroups import warmup
+
+        warmup.start()
     from pyruntime import lifecycle, log
     from pyruntime.state import DEFAULT_ROOT
 

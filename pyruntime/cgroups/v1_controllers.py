@@ -153,27 +153,3 @@ def filename(ctrl, key: str) -> str:
             return (name.decode() if isinstance(name, bytes) else name).strip()
     return key
 
-
-def init_cpuset(directory: str) -> None:
-    """Give a new cpuset cgroup its parent's cpus and mems (v1 starts them empty).
-
-    No process can join a cpuset cgroup with empty cpus or mems. Parents are filled first
-    (walking up until a non-empty one), which is what runc does for intermediate cgroups.
-    """
-    chain = []
-    current = directory.rstrip("/")
-    while True:
-        ctrl = controller("cpuset", current)
-        if ctrl.cpus and ctrl.mems:
-            break
-        chain.append(ctrl)
-        parent = os.path.dirname(current)
-        if parent == current or not os.path.exists(os.path.join(parent, "cpuset.cpus")):
-            break
-        current = parent
-    for ctrl in reversed(chain):
-        parent = controller("cpuset", os.path.dirname(ctrl.node.full_path.decode()))
-        if not ctrl.cpus:
-            ctrl.cpus = parent.cpus
-        if not ctrl.mems:
-            ctrl.mems = parent.mems

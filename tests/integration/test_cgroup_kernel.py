@@ -437,3 +437,22 @@ def test_every_v1_setting_reads_back_from_the_kernel(cg):
     # A rate of 0 removes a throttle again (v1 semantics).
     mgr.apply({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 0}]}})
     assert read(mgr, "blkio", "blkio.throttle.read_bps_device") == ""
+
+
+def test_warmup_move_leaves_the_runtime_where_it_was():
+    """The warm-up writes the runtime's own pid into its own cgroup: the kernel accepts that
+    write (done here once in the open) and the process stays in every cgroup it was in."""
+    code = (
+        "import os, time\n"
+        "from pyruntime.cgroups import warmup\n"
+        "before = open('/proc/self/cgroup').read()\n"
+        "target = warmup.own_procs_file(before)\n"
+        "fd = os.open(target, os.O_WRONLY); os.write(fd, str(os.getpid()).encode()); os.close(fd)\n"
+        "warmup.start(); time.sleep(0.3)\n"
+        "assert open('/proc/self/cgroup').read() == before\n"
+        "assert str(os.getpid()) in open(target).read().split()\n"
+        "print(target)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith(ROOT) and out.stdout.strip().endswith("/cgroup.procs")

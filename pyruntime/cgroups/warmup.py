@@ -1,0 +1,61 @@
+"""Pay the kernel's cgroup-migration wait early, while the runtime is still starting up.
+
+Moving a process into a cgroup takes the kernel's cgroup threadgroup lock for writing, and the
+first writer after a quiet spell waits for an RCU grace period (7 to 25 ms on this kind of
+host) before it gets it; writers that come within about one more grace period pass at once.
+`create` must move its stage-1 process into the new cgroup, on the critical path of every
+container start. So as soon as a create begins, a thread moves the runtime into the cgroup it
+is already in: a move that changes nothing but waits out the grace period while the runtime
+imports its modules, reads the config and spawns the child, so that the real move usually finds
+the lock's fast path open. Nothing depends on it: a failed or late warm-up only costs the wait
+the real move would have paid anyway.
+"""
+
+from __future__ import annotations
+
+import os
+
+ROOT = "/sys/fs/cgroup"
+
+
+def own_procs_file(proc_self_cgroup: str, root: str = ROOT) -> str | None:
+    """The cgroup.procs file of a cgroup this process is in, from /proc/self/cgroup text."""
+    for line in proc_self_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers:       # v1: mounted as "cpu,cpuacct" (or "cpu"), "name=systemd" as "systemd"
+            first = controllers.split(",")[0]
+            candidates = (controllers, first.removeprefix("name="))
+        else:                 # the unified hierarchy: <root> on v2, <root>/unified on hybrid
+            candidates = ("unified", "")
+        for mount in candidates:
+            procs = os.path.join(root, mount, path.lstrip("/"), "cgroup.procs")
+            if os.path.exists(procs):
+                return procs
+    return None
+
+
+def start() -> None:
+    """Begin the warm-up move in a background thread; returns at once."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            target = own_procs_file(f.read())
+    except OSError:
+        return
+    if target is not None:
+        import _thread
+
+        _thread.start_new_thread(_move_self, (target,))
+
+
+def _move_self(procs_file: str) -> None:
+    try:
+        fd = os.open(procs_file, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass   # not root, a read-only cgroupfs, a cgroup that went away: the real move pays
