@@ -78,15 +78,17 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
             proxy.close()
             raise InvalidState(f"cannot exec in a {status} container")
         console = proxy.theirs or lifecycle.connect_console(console_socket, terminal)
-        parent_sock, child_sock = sync.pair()
         opts = execin.ExecOptions(state.pid, process, state.config, console_sock=console,
                                   preserve_fds=preserve_fds)
+        stage = None
         try:
+            stage = reexec.start("exec", {cdir.lock_fd} if cdir.lock_fd is not None else set())
+            stage1_pid, parent_sock = stage.pid, stage.sock
             try:
-                stage1_pid = reexec.spawn("exec", opts, parent_sock, child_sock,
-                                          {cdir.lock_fd} if cdir.lock_fd is not None else set())
-            finally:
-                os.close(child_sock)
+                stage.send(opts)
+            except BaseException:
+                stage.abandon()
+                raise
             if proxy.theirs is not None:
                 proxy.theirs.close()  # the child has it; an EOF must reach us if it dies
             try:
@@ -101,7 +103,8 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
             _wait_for_exec(parent_sock)
             master = proxy.receive()
         finally:
-            os.close(parent_sock)
+            if stage is not None:
+                stage.close()
             if console is not None and console is not proxy.theirs:
                 console.close()
             proxy.close()

@@ -119,11 +119,25 @@ def _take_flags(argv, i, flags, opts, stop_at_positional=False):
 def dispatch(command: str, o: dict) -> int:
     import os
 
-    if command in ("create", "run"):
-        # first of all: the kernel's wait for the cgroup move runs while the rest loads
+    stage = None
+    if command in ("create", "run") and os.geteuid() == 0:
+        # First of all, so that both run while the rest loads: the kernel's wait for a cgroup
+        # move, and the start-up of the interpreter the container's init stage runs in.
         from pyruntime.cgroups import warmup
+        from pyruntime.init import reexec
 
         warmup.start()
+        stage = reexec.start("init")
+    try:
+        return _dispatch(command, o, stage)
+    finally:
+        if stage is not None:
+            stage.abandon()
+
+
+def _dispatch(command: str, o: dict, stage) -> int:
+    import os
+
     from pyruntime import lifecycle, log
     from pyruntime.state import DEFAULT_ROOT
 
@@ -143,7 +157,7 @@ def dispatch(command: str, o: dict) -> int:
     else:
         lifecycle.require_root()
         create_opts = dict(console_socket=o["console_socket"], pid_file=o["pid_file"],
-                           no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"])
+                           no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"], stage=stage)
         if command == "create":
             lifecycle.create(root, cid, o["bundle"], **create_opts)
         else:

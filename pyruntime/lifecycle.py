@@ -44,9 +44,11 @@ def require_root() -> None:
 # -- create ----------------------------------------------------------------------------------
 def create(root: str, container_id: str, bundle: str, *, console_socket: str | None = None,
            pid_file: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
-           console=None, config: dict | None = None) -> ContainerState:
+           console=None, config: dict | None = None, stage=None) -> ContainerState:
     """`console`: an already connected socket to send the pty master to, and `config`: the
-    bundle's config already loaded (both from `run`)."""
+    bundle's config already loaded (both from `run`); `stage`: the init's stage 1, started
+    ahead (reexec.start) while the runtime was still loading; the caller abandons it if the
+    create fails before sending it its options."""
     from pyruntime import spec
 
     bundle = os.path.abspath(bundle)
@@ -61,7 +63,7 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
         state = ContainerState(id=container_id, bundle=bundle, config=config,
                                created=utc_now(), owner=_owner())
         cdir.save(state)
-        _create_container(cdir, state, undo, console_socket, no_pivot, preserve_fds, console)
+        _create_container(cdir, state, undo, console_socket, no_pivot, preserve_fds, console, stage)
         if pid_file:
             write_pid_file(pid_file, state.pid)
         return state
@@ -73,7 +75,8 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
 
 
 def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
-                      console_socket: str | None, no_pivot: bool, preserve_fds: int, console) -> None:
+                      console_socket: str | None, no_pivot: bool, preserve_fds: int, console,
+                      stage) -> None:
     from pyruntime import cgroups, hooks
     from pyruntime.init import container, reexec, sync
 
@@ -89,24 +92,20 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
     if console is None:
         console = connect_console(console_socket, bool(process.get("terminal")))
     cdir.make_fifo()
-    parent_sock, child_sock = sync.pair()
-    state_dir_fd = os.open(cdir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     opts = container.InitOptions(
-        container_id=state.id, config=config, bundle=state.bundle, state_dir_fd=state_dir_fd,
-        no_pivot=no_pivot, preserve_fds=preserve_fds, console_sock=console,
-        extra_keep_fds={console.fileno()} if console else set())
+        container_id=state.id, config=config, bundle=state.bundle, state_dir=cdir.path,
+        no_pivot=no_pivot, preserve_fds=preserve_fds, console_sock=console)
     try:
-        # The container lock must not stay with the child: a flock is shared by every copy
-        # of its fd, and `start` would wait for it forever.
-        try:
-            stage1_pid = reexec.spawn("init", opts, parent_sock, child_sock,
-                                      {cdir.lock_fd} if cdir.lock_fd is not None else set())
-        finally:
-            os.close(child_sock)
+        if stage is None:
+            # The container lock must not stay with the child: a flock is shared by every
+            # copy of its fd, and `start` would wait for it forever.
+            stage = reexec.start("init", {cdir.lock_fd} if cdir.lock_fd is not None else set())
+        stage1_pid, parent_sock = stage.pid, stage.sock
         undo.push("stop init", lambda: _kill_and_wait(stage1_pid))
-        # The new interpreter starts up while the cgroup is made and joined (the join waits
-        # for an RCU grace period); stage 1 waits for "cgroup-ready" before it does anything.
-        # The devices the init creates must be allowed by the devices controller.
+        stage.send(opts)
+        # The new interpreter started up while the runtime loaded; stage 1 waits for
+        # "cgroup-ready" before it does anything. The devices the init creates must be
+        # allowed by the devices controller.
         cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
         cgroup_made = True
         state.cgroup = cgroup.to_dict()
@@ -117,12 +116,14 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
             container.write_id_maps(stage1_pid, config)
             sync.send(parent_sock, "userns-mapped")
             msg = sync.recv(parent_sock, "init-pid")
-        os.waitpid(stage1_pid, 0)
         state.pid = msg["pid"]
-        state.pid_start_time = process_start_time(state.pid) or 0
         undo.push("stop container init", lambda: _kill_and_wait(state.pid))
-        cdir.save(state)
+        # "init-go" only keeps the init's messages behind stage 1's report: the init goes on
+        # with its mounts while the state with its pid is saved
         sync.send(parent_sock, "init-go")
+        os.waitpid(stage1_pid, 0)
+        state.pid_start_time = process_start_time(state.pid) or 0
+        cdir.save(state)
 
         sync.recv(parent_sock, "hooks")
         hook_state = oci_state(state, CREATING)
@@ -135,8 +136,8 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         sync.send(parent_sock, "hooks-done", state=oci_state(state, CREATED))
         sync.recv(parent_sock, "ready")
     finally:
-        os.close(parent_sock)
-        os.close(state_dir_fd)
+        if stage is not None:
+            stage.close()
         if console:
             console.close()
     state.creating = False

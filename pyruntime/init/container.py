@@ -30,21 +30,17 @@ class InitOptions:
     """What the container's stages need to know: the runtime sends it to stage 1 (reexec.spawn),
     and stage 2 inherits it across fork."""
 
-    def __init__(self, container_id: str, config: dict, bundle: str, state_dir_fd: int,
-                 no_pivot: bool = False, preserve_fds: int = 0, console_sock=None,
-                 extra_keep_fds: set[int] | None = None):
+    def __init__(self, container_id: str, config: dict, bundle: str, state_dir: str,
+                 no_pivot: bool = False, preserve_fds: int = 0, console_sock=None):
         self.container_id = container_id
         self.config = config
         self.bundle = bundle
-        self.state_dir_fd = state_dir_fd
+        self.state_dir = state_dir    # opened by stage 1 (state_dir_fd) while the host's is in view
+        self.state_dir_fd = -1
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
         self.console_sock = console_sock
-        self.extra_keep_fds = extra_keep_fds or set()
         self.executable = ""
-
-    def passed_fds(self) -> list[int]:
-        return [self.state_dir_fd, *self.extra_keep_fds]
 
 
 class NamespacePlan:
@@ -90,6 +86,8 @@ def stage1(opts: InitOptions, sock) -> None:
     """Runs in the first child of `create`, started by reexec.spawn. Never returns."""
     code = 1
     try:
+        # exec.fifo is opened through it once the container's root is all the init can see
+        opts.state_dir_fd = os.open(opts.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         sync.recv(sock, "cgroup-ready")
         plan = NamespacePlan.from_config(opts.config)
         for kind, path in plan.join:
@@ -245,7 +243,9 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     from pyruntime import log
 
     opts.executable = proc.become(process, lx.get("seccomp"), log.warn)
-    keep = {opts.state_dir_fd, sock} | opts.extra_keep_fds
+    keep = {opts.state_dir_fd, sock}
+    if opts.console_sock is not None:
+        keep.add(opts.console_sock)
     proc.close_fds_from(3 + opts.preserve_fds, keep)
     sync.send(sock, "ready")
     os.close(sock)

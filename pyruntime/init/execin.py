@@ -46,9 +46,6 @@ class ExecOptions:
         self.console_sock = console_sock
         self.preserve_fds = preserve_fds
 
-    def passed_fds(self) -> list:
-        return [self.console_sock] if self.console_sock is not None else []
-
 
 def stage1(opts: ExecOptions, sock) -> None:
     """Started by reexec.spawn. Never returns."""

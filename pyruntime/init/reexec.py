@@ -13,10 +13,11 @@ mount namespace, so nothing can remount it writable, and no copy of the binary i
 the new mount API (Linux < 5.12) the interpreter runs from a sealed memfd copy instead: what
 /proc/self/exe leads to is then that copy, never the host's file.
 
-The runtime writes the stage's options into a memfd the child inherits (a sync message could
-not hold a large config.json: a SEQPACKET message must fit the socket buffer), forks, and goes
-on (making the container's cgroup and moving the child into it) while the new interpreter
-starts.
+The stage starts before its options are known (`start`): its interpreter's start-up, the longest
+step of a create, overlaps the runtime's own (loading its modules and the config, making the
+state directory and the cgroup). The options follow in a memfd the stage inherited (a sync
+message could not hold a large config.json: a SEQPACKET message must fit the socket buffer),
+and a console socket, connected meanwhile, over the sync channel (SCM_RIGHTS).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pyruntime.init import sync
 
 SIGKILL = 9  # the signal module would import enum, ~6 ms of the new interpreter's start
 
-# What the new interpreter runs: argv is [-c, stage, sync fd, options fd, sys.path...].
+# What the new interpreter runs: argv is [-c, stage, sync fd, options memfd, sys.path...].
 BOOTSTRAP = ("import sys; sys.path[:] = sys.argv[4:]; from pyruntime.init.reexec import stage_main; "
              "stage_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))")
 
@@ -63,45 +64,93 @@ def _memfd_copy() -> int:
     return fd
 
 
-def spawn(stage: str, options, parent_sock: int, child_sock: int,
-          close_in_child: set[int] = frozenset()) -> int:
-    """Fork a process that runs `stage` ("init" or "exec") with `options` in a fresh sealed
-    interpreter; returns its pid. The fds in `options.passed_fds()` stay open across the
-    exec, and sockets among the options reach the stage as their fds.
+class Stage:
+    """A container-side stage started ahead of its options.
+
+    `start` forks and execs the new interpreter at once, so that its start-up (the longest
+    step of a create) overlaps whatever the runtime still has to do: read the config, make the
+    state directory and the cgroup. The stage waits for `send`, which hands it the options.
+    """
+
+    def __init__(self, pid: int, sock: int, payload: int):
+        self.pid = pid
+        self.sock = sock          # the runtime's end of the sync channel
+        self._payload = payload   # memfd the options are written to; the stage inherited it
+        self.sent = False
+
+    def send(self, options) -> None:
+        """Give the stage its options; `options.console_sock`, if any, travels with them
+        (SCM_RIGHTS), as it may have been connected after the stage started."""
+        data = marshal.dumps({"log": log.settings(), "fields": _pack(options)})
+        written = 0
+        while written < len(data):
+            written += os.pwrite(self._payload, data[written:], written)
+        os.close(self._payload)
+        self._payload = -1
+        console = getattr(options, "console_sock", None)
+        sync.send(self.sock, "options", console=console is not None)
+        if console is not None:
+            sync.send_fd(self.sock, "console", _fd_of(console))
+        self.sent = True
+
+    def close(self) -> None:
+        """Close the runtime's ends (the sync channel, an unsent options file); idempotent."""
+        for name in ("sock", "_payload"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+
+    def abandon(self) -> None:
+        """Stop the stage if it never got its options (the create failed before: once they
+        are sent, the create that sent them is in charge), and close our ends."""
+        if not self.sent:
+            try:
+                os.kill(self.pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.sent = True
+        self.close()
+
+
+def start(stage: str, close_in_child: set[int] = frozenset()) -> Stage:
+    """Fork a process that becomes `stage` ("init" or "exec") in a fresh sealed interpreter.
     `close_in_child`: runtime fds the child must not keep (the container lock)."""
     interpreter = sealed_interpreter()
     payload = -1
+    parent_sock = child_sock = -1
     try:
-        payload = _options_file({"log": log.settings(), "fields": _pack(options)})
+        parent_sock, child_sock = sync.pair()
+        payload = os.memfd_create("pyruntime-options", os.MFD_CLOEXEC)
         pid = os.fork()
         if pid == 0:
-            _exec_stage(interpreter, payload, stage, options, parent_sock, child_sock, close_in_child)
+            _exec_stage(interpreter, payload, stage, parent_sock, child_sock, close_in_child)
+    except BaseException:
+        for fd in (payload, parent_sock):
+            if fd >= 0:
+                os.close(fd)
+        raise
     finally:
         os.close(interpreter)
-        if payload >= 0:
-            os.close(payload)
-    return pid
+        if child_sock >= 0:
+            os.close(child_sock)
+    return Stage(pid, parent_sock, payload)
 
 
-def _options_file(message: dict) -> int:
-    data = marshal.dumps(message)
-    fd = os.memfd_create("pyruntime-options", os.MFD_CLOEXEC)
-    written = 0
-    while written < len(data):
-        written += os.write(fd, data[written:])
-    return fd
-
-
-def _exec_stage(interpreter: int, payload: int, stage: str, options, parent_sock: int,
-                child_sock: int, close_in_child: set[int]) -> None:
+def _exec_stage(interpreter: int, payload: int, stage: str, parent_sock: int, child_sock: int,
+                close_in_child: set[int]) -> None:
     """In the forked child: never returns."""
     try:
         os.close(parent_sock)
         for fd in close_in_child:
             os.close(fd)
         linux.set_pdeathsig(SIGKILL)  # kept across execve
-        for fd in [child_sock, payload, *options.passed_fds()]:
-            os.set_inheritable(_fd_of(fd), True)
+        for fd in (child_sock, payload):
+            os.set_inheritable(fd, True)
         argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, stage, str(child_sock), str(payload),
                 *sys.path]
         os.execve(interpreter, argv, dict(os.environ))
@@ -127,19 +176,24 @@ def _unpack(cls, fields: dict):
 
 def stage_main(stage: str, sock: int, payload: int) -> None:
     """Entry point of the new interpreter. Never returns."""
-    message = marshal.loads(os.pread(payload, os.fstat(payload).st_size, 0))
-    os.close(payload)
-    log.configure(*message["log"])
+    # Inheritable only to cross the exec: the container's program must not get them.
+    for fd in (sock, payload):
+        os.set_inheritable(fd, False)
     if stage == "init":
         from pyruntime.init import container
 
-        options, run = _unpack(container.InitOptions, message["fields"]), container.stage1
+        cls, run = container.InitOptions, container.stage1
     else:
         from pyruntime.init import execin
 
-        options, run = _unpack(execin.ExecOptions, message["fields"]), execin.stage1
-    # Inheritable only to cross the exec: the container's program must not get them.
-    for fd in [sock, *options.passed_fds()]:
-        os.set_inheritable(fd, False)
+        cls, run = execin.ExecOptions, execin.stage1
+    # the console socket may be connected after the stage started: it comes on the channel
+    console = sync.recv_fd(sock, "console")[1] if sync.recv(sock, "options")["console"] else None
+    message = marshal.loads(os.pread(payload, os.fstat(payload).st_size, 0))
+    os.close(payload)
+    log.configure(*message["log"])
+    options = _unpack(cls, message["fields"])
+    if console is not None:
+        options.console_sock = console
     run(options, sock)
     os._exit(1)

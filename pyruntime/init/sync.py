@@ -6,7 +6,8 @@ the other side, or the other side dying, seen as EOF) ends the exchange with a c
 
 Both ends are the same interpreter running the same code, so messages are marshal'ed dicts,
 and both hold their end as a plain fd written and read with os calls: neither json nor socket
-is imported for it (in a container stage's fresh interpreter they would cost ~15 ms).
+is imported for it (in a container stage's fresh interpreter they would cost ~15 ms). Only a
+message that carries an fd (the console socket) needs the socket module, and only then.
 """
 
 from __future__ import annotations
@@ -40,9 +41,40 @@ def send_error(fd: int, message: str) -> None:
         pass
 
 
+def send_fd(fd: int, kind: str, passed: int, **payload) -> None:
+    """A message that carries an open fd along (SCM_RIGHTS): read it with recv_fd."""
+    import socket
+
+    with socket.socket(fileno=os.dup(fd)) as channel:
+        socket.send_fds(channel, [marshal.dumps({"type": kind, **payload})], [passed])
+
+
 def recv(fd: int, *expected: str) -> dict:
     """The next message, which must be of one of the `expected` types."""
-    data = os.read(fd, MAX_MESSAGE)
+    return _checked(os.read(fd, MAX_MESSAGE), expected)
+
+
+def recv_fd(fd: int, kind: str) -> tuple[dict, int]:
+    """The next message, of type `kind`, and the fd it carries (close-on-exec here)."""
+    import socket
+
+    with socket.socket(fileno=os.dup(fd)) as channel:
+        data, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 1)
+    for extra in fds[1:]:
+        os.close(extra)
+    try:
+        msg = _checked(data, (kind,))
+        if not fds:
+            raise SyncError(f"container init protocol: {kind!r} came without its file descriptor")
+    except BaseException:
+        if fds:
+            os.close(fds[0])
+        raise
+    os.set_inheritable(fds[0], False)
+    return msg, fds[0]
+
+
+def _checked(data: bytes, expected) -> dict:
     wanted = " or ".join(repr(e) for e in expected)
     if not data:
         raise SyncError(f"container init exited unexpectedly (waiting for {wanted})")

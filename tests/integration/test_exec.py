@@ -111,11 +111,11 @@ def test_runtime_process_is_out_of_the_containers_reach(rt):
     except BlockingIOError:
         pass
     held.setblocking(True)
-    parent_sock, child_sock = sync.pair()
     opts = execin.ExecOptions(state["pid"], {"args": ["true"], "terminal": True, "cwd": "/"},
                               state["config"], console_sock=held)
-    stage1 = reexec.spawn("exec", opts, parent_sock, child_sock)
-    os.close(child_sock)
+    stage = reexec.start("exec")
+    stage.send(opts)
+    stage1, parent_sock = stage.pid, stage.sock
     held.close()
     stage2 = None
     try:
@@ -142,7 +142,7 @@ def test_runtime_process_is_out_of_the_containers_reach(rt):
     finally:
         if stage2:
             os.kill(stage2, 9)
-        os.close(parent_sock)
+        stage.close()
         peer.close()
 
 

@@ -41,12 +41,42 @@ def test_interpreter_runs_from_the_memfd_copy():
 def test_options_cross_the_exec_as_plain_data_with_sockets_as_fds():
     ours, theirs = socket.socketpair()
     try:
-        opts = container.InitOptions("c1", {"process": {"args": ["true"]}}, "/b", state_dir_fd=7,
-                                     console_sock=theirs, extra_keep_fds={theirs.fileno()})
+        opts = container.InitOptions("c1", {"process": {"args": ["true"]}}, "/b", state_dir="/run/x/c1",
+                                     console_sock=theirs)
         copy = reexec._unpack(container.InitOptions, reexec._pack(opts))
-        assert copy.console_sock == theirs.fileno() and copy.state_dir_fd == 7
-        assert copy.config == opts.config and copy.extra_keep_fds == {theirs.fileno()}
-        assert sorted(copy.passed_fds()) == sorted([7, theirs.fileno()])
+        assert copy.console_sock == theirs.fileno() and copy.state_dir == "/run/x/c1"
+        assert copy.config == opts.config and copy.state_dir_fd == -1
     finally:
         ours.close()
         theirs.close()
+
+
+def test_an_fd_travels_with_a_sync_message_and_arrives_close_on_exec():
+    from pyruntime.init import sync
+
+    runtime, stage = sync.pair()
+    r, w = os.pipe()
+    try:
+        sync.send(runtime, "options", console=True)
+        sync.send_fd(runtime, "console", w)
+        assert sync.recv(stage, "options") == {"type": "options", "console": True}
+        msg, fd = sync.recv_fd(stage, "console")
+        assert msg == {"type": "console"} and fd not in (r, w) and not os.get_inheritable(fd)
+        os.write(fd, b"through")                        # the same pipe, under a new number
+        os.close(fd)
+        assert os.read(r, 16) == b"through"
+        sync.send(runtime, "console")                   # without its fd: a protocol error
+        with pytest.raises(sync.SyncError, match="without its file descriptor"):
+            sync.recv_fd(stage, "console")
+    finally:
+        for fd in (runtime, stage, r, w):
+            os.close(fd)
+
+
+def test_a_stage_that_never_gets_its_options_is_stopped_and_reaped():
+    stage = reexec.start("init")
+    stage.abandon()
+    assert stage.sock == -1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(stage.pid, os.WNOHANG)               # reaped, not a zombie
+    stage.abandon()                                     # a second time is harmless
