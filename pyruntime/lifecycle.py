@@ -133,7 +133,10 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         undo.push("run poststop hooks", lambda: _poststop_after_failure(state))
         hooks.run_hooks(config, "prestart", hook_state)
         hooks.run_hooks(config, "createRuntime", hook_state)
-        sync.send(parent_sock, "hooks-done", state=oci_state(state, CREATED))
+        # without the annotations, which may be larger than a message: the init has the config
+        bare = oci_state(state, CREATED)
+        bare.pop("annotations", None)
+        sync.send(parent_sock, "hooks-done", state=bare)
         sync.recv(parent_sock, "ready")
     finally:
         if stage is not None:

@@ -222,8 +222,10 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
         rootfs.prepare()
     # The runtime runs prestart and createRuntime hooks now that our namespaces exist.
     sync.send(sock, "hooks")
-    msg = sync.recv(sock, "hooks-done")
-    hooks.run_hooks(config, "createContainer", msg["state"])
+    hook_state = sync.recv(sock, "hooks-done")["state"]
+    if config.get("annotations"):
+        hook_state["annotations"] = config["annotations"]   # kept out of the message (size)
+    hooks.run_hooks(config, "createContainer", hook_state)
     preload_modules(config)
     rootfs.pivot(opts.no_pivot)
     if process.get("terminal"):

@@ -213,3 +213,23 @@ def test_validate_command(rt, tmp_path):
     deprecated["mounts"][-1]["destination"] = "tmp"  # the tests' tmpfs, relative
     proc = rt("validate", "--bundle", str(rt.bundle_from(deprecated)), check=True)
     assert "mounts[" in proc.stderr and "relative path 'tmp' is deprecated" in proc.stderr
+
+
+def test_large_annotations_reach_the_container_hooks_and_state(rt, tmp_path):
+    """Annotations bigger than a sync message (~210 KB) still reach createContainer hooks
+    (which get the state from the init) and `state`."""
+    seen = tmp_path / "create-hook-state"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {seen}"]}
+    config = container_config(["true"])
+    config["annotations"] = {f"org.example.big{i}": "x" * 1000 for i in range(400)}
+    config["hooks"] = {"createContainer": [hook]}
+    cid = rt.new_id()
+    rt("create", "--bundle", str(rt.bundle_from(config)), cid, check=True)
+    try:
+        state = json.loads(seen.read_text())
+        assert state["id"] == cid and state["status"] == "created" and state["pid"] == rt.state(cid)["pid"]
+        assert state["annotations"] == config["annotations"]
+        assert rt.state(cid)["annotations"] == config["annotations"]
+    finally:
+        rt("delete", "--force", cid)
+    assert_nothing_left(rt, cid)
