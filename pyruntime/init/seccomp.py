@@ -58,9 +58,15 @@ def rule_arg_sets(args: list[dict]) -> list[list[dict]]:
     return [[a] for a in args]
 
 
-def build_filter(profile: dict):
-    import pyseccomp as lib
+def binding():
+    """pyseccomp, imported without its search for libc and libseccomp (see linux/libraries)."""
+    from pyruntime.linux import libraries
 
+    return libraries.import_with_libraries_from("pyseccomp", libraries.system_library_dirs())
+
+
+def build_filter(profile: dict):
+    lib = binding()
     default = action(lib, profile["defaultAction"], profile.get("defaultErrnoRet"),
                      "linux.seccomp.defaultAction")
     f = lib.SyscallFilter(default)
@@ -104,7 +110,7 @@ def build_filter(profile: dict):
 
 def preload() -> None:
     """Import the binding (which opens libseccomp) while the host's files are reachable."""
-    import pyseccomp  # noqa: F401
+    binding()
 
 
 def load(profile: dict) -> None:

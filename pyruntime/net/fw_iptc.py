@@ -7,7 +7,6 @@ process, so every family's update runs in a forked child that has loaded none ye
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -43,39 +42,17 @@ def _iptc():
     if "iptc" in sys.modules:
         return sys.modules["iptc"]
     _locate_libraries()
+    from pyruntime.linux import libraries
+
+    # python-iptables asks find_library for every spelling of every library it tries (libc,
+    # ip4tc, ip6tc, its own xtwrapper, ...): answered from IPTABLES_LIBDIR (directories
+    # joined by ':', as python-iptables reads it), a name not there gets None at once and
+    # python-iptables goes on to look for it by path (its own extension, in site-packages)
+    libdirs = os.environ.get("IPTABLES_LIBDIR", "").split(":")
     try:
-        with _libraries_found_in(os.environ.get("IPTABLES_LIBDIR")):
-            import iptc
+        return libraries.import_with_libraries_from("iptc", [d for d in libdirs if d])
     except Exception as e:  # missing libiptc / xtables shows up as OSError or XTablesError
         raise CniError(IO_FAILURE, "python-iptables is not usable", str(e)) from None
-    return iptc
-
-
-@contextlib.contextmanager
-def _libraries_found_in(libdirs: str | None):
-    """While python-iptables is imported, ctypes.util.find_library answers from `libdirs`
-    (IPTABLES_LIBDIR: directories joined by ':', as python-iptables reads it).
-
-    python-iptables asks find_library for every spelling of every library it tries (libc,
-    ip4tc, ip6tc, its own xtwrapper, ...), and each unanswered call runs ldconfig, gcc and ld:
-    ~80 ms of a plugin call. The versioned files in the library directories answer the same
-    question from a listdir; a name not there gets None at once, and python-iptables goes on
-    to look for it by path (its own extension, in site-packages)."""
-    import ctypes.util
-
-    original = ctypes.util.find_library
-    if libdirs:
-        sonames: dict[str, str] = {}
-        for libdir in filter(os.path.isdir, libdirs.split(":")):
-            for entry in sorted(os.listdir(libdir)):
-                name, dot_so, version = entry.partition(".so.")
-                if dot_so and name.startswith("lib") and version.isdigit():
-                    sonames.setdefault(name[3:], entry)
-        ctypes.util.find_library = sonames.get
-    try:
-        yield
-    finally:
-        ctypes.util.find_library = original
 
 
 def _table(iptc, family: int, name: str):
