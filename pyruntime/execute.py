@@ -65,7 +65,7 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
             detach: bool = False, pid_file: str | None = None, preserve_fds: int = 0) -> int:
     """Run `process` in the container; return its exit code (0 at once with `detach`)."""
     from pyruntime import cgroups, linux
-    from pyruntime.init import execin, reexec, sync
+    from pyruntime.init import execin, reexec, seccomp, sync
 
     terminal = bool(process.get("terminal"))
     if not detach:
@@ -79,7 +79,8 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
             raise InvalidState(f"cannot exec in a {status} container")
         console = proxy.theirs or lifecycle.connect_console(console_socket, terminal)
         opts = execin.ExecOptions(state.pid, process, state.config, console_sock=console,
-                                  preserve_fds=preserve_fds)
+                                  preserve_fds=preserve_fds,
+                                  seccomp_program=seccomp.compiled_for(state.config))
         stage = None
         try:
             stage = reexec.start("exec", {cdir.lock_fd} if cdir.lock_fd is not None else set())

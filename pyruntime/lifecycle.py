@@ -78,7 +78,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
                       console_socket: str | None, no_pivot: bool, preserve_fds: int, console,
                       stage) -> None:
     from pyruntime import cgroups, hooks
-    from pyruntime.init import container, reexec, sync
+    from pyruntime.init import container, reexec, seccomp, sync
 
     config = state.config
     lx = config.get("linux") or {}
@@ -94,7 +94,8 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
     cdir.make_fifo()
     opts = container.InitOptions(
         container_id=state.id, config=config, bundle=state.bundle, state_dir=cdir.path,
-        no_pivot=no_pivot, preserve_fds=preserve_fds, console_sock=console)
+        no_pivot=no_pivot, preserve_fds=preserve_fds, console_sock=console,
+        seccomp_program=seccomp.compiled_for(config))
     try:
         if stage is None:
             # The container lock must not stay with the child: a flock is shared by every

@@ -31,7 +31,8 @@ class InitOptions:
     and stage 2 inherits it across fork."""
 
     def __init__(self, container_id: str, config: dict, bundle: str, state_dir: str,
-                 no_pivot: bool = False, preserve_fds: int = 0, console_sock=None):
+                 no_pivot: bool = False, preserve_fds: int = 0, console_sock=None,
+                 seccomp_program: bytes | None = None):
         self.container_id = container_id
         self.config = config
         self.bundle = bundle
@@ -40,7 +41,13 @@ class InitOptions:
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
         self.console_sock = console_sock
+        self.seccomp_program = seccomp_program    # linux.seccomp compiled by the runtime
         self.executable = ""
+
+    def seccomp_filter(self):
+        from pyruntime.init import seccomp
+
+        return seccomp.Filter.of(self.config, self.seccomp_program)
 
 
 class NamespacePlan:
@@ -226,7 +233,8 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     if config.get("annotations"):
         hook_state["annotations"] = config["annotations"]   # kept out of the message (size)
     hooks.run_hooks(config, "createContainer", hook_state)
-    preload_modules(config)
+    seccomp_filter = opts.seccomp_filter()
+    preload_modules(config, seccomp_filter)
     rootfs.pivot(opts.no_pivot)
     if process.get("terminal"):
         proc.setup_terminal(opts.console_sock, process.get("consoleSize"))
@@ -244,7 +252,7 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
 
     from pyruntime import log
 
-    opts.executable = proc.become(process, lx.get("seccomp"), log.warn)
+    opts.executable = proc.become(process, seccomp_filter, log.warn)
     keep = {opts.state_dir_fd, sock}
     if opts.console_sock is not None:
         keep.add(opts.console_sock)
@@ -253,7 +261,7 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     os.close(sock)
 
 
-def preload_modules(config: dict) -> None:
+def preload_modules(config: dict, seccomp_filter) -> None:
     """Import now what the init uses after pivot_root: from then on the interpreter's own
     files (and shared libraries such as libseccomp) are out of reach."""
     import fcntl, struct, termios  # noqa: E401,F401
@@ -262,10 +270,8 @@ def preload_modules(config: dict) -> None:
         import socket  # noqa: F401  (setup_terminal sends the pty master with it)
     if (config.get("hooks") or {}).get("startContainer"):
         import subprocess  # noqa: F401  (hooks.run_hook imports it when it runs)
-    if (config.get("linux") or {}).get("seccomp"):
-        from pyruntime.init import seccomp
-
-        seccomp.preload()
+    if seccomp_filter is not None:
+        seccomp_filter.preload()
 
 
 def exec_process(opts: InitOptions, fifo: int) -> None:
@@ -279,7 +285,7 @@ def exec_process(opts: InitOptions, fifo: int) -> None:
         hooks.run_hooks(config, "startContainer", state)
     from pyruntime.init import process as proc
 
-    proc.exec_program(opts.executable, process, (config.get("linux") or {}).get("seccomp"))
+    proc.exec_program(opts.executable, process, opts.seccomp_filter())
 
 
 def apply_sysctl(sysctl: dict[str, str]) -> None:

@@ -21,6 +21,7 @@ from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
 from pyruntime.init import sync
 from pyruntime.init import process as proc
+from pyruntime.init import seccomp
 from pyruntime.init.container import JOIN_ORDER, _fail, preload_modules
 
 def namespaces_to_join(init_pid: int) -> list[tuple[str, str]]:
@@ -39,12 +40,13 @@ def namespaces_to_join(init_pid: int) -> list[tuple[str, str]]:
 
 class ExecOptions:
     def __init__(self, init_pid: int, process: dict, config: dict, console_sock=None,
-                 preserve_fds: int = 0):
+                 preserve_fds: int = 0, seccomp_program: bytes | None = None):
         self.init_pid = init_pid
         self.process = process
         self.config = config
         self.console_sock = console_sock
         self.preserve_fds = preserve_fds
+        self.seccomp_program = seccomp_program
 
 
 def stage1(opts: ExecOptions, sock) -> None:
@@ -54,8 +56,8 @@ def stage1(opts: ExecOptions, sock) -> None:
         linux.prctl(proc.PR_SET_DUMPABLE, 0)
         sync.recv(sock, "cgroup-ready")
         # Nothing of the host's filesystem can be imported once the mount namespace is joined.
-        preload_modules({"process": opts.process,
-                         "linux": {"seccomp": (opts.config.get("linux") or {}).get("seccomp")}})
+        seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program)
+        preload_modules({"process": opts.process}, seccomp_filter)
         from pyruntime import log  # noqa: F401
         # Open every namespace first: after joining the mount namespace the host's /proc is gone.
         fds = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
@@ -89,11 +91,11 @@ def stage2(opts: ExecOptions, sock) -> None:
             proc.setup_terminal(opts.console_sock, process.get("consoleSize"), console_mount=False)
         proc.set_oom_score_adj(process)
         proc.apply_rlimits(process.get("rlimits") or [])
-        profile = (opts.config.get("linux") or {}).get("seccomp")
-        executable = proc.become(process, profile, log.warn, undumpable=True)
+        seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program)
+        executable = proc.become(process, seccomp_filter, log.warn, undumpable=True)
         proc.close_fds_from(3 + opts.preserve_fds, {sock})
         sync.send(sock, "exec")
-        proc.exec_program(executable, process, profile)
+        proc.exec_program(executable, process, seccomp_filter)
     except BaseException as e:
         _fail(sock, e)
     os._exit(127)

@@ -147,7 +147,7 @@ def set_oom_score_adj(process: dict) -> None:
             f.write(str(process["oomScoreAdj"]))
 
 
-def become(process: dict, seccomp_profile: dict | None, warn, undumpable: bool = False) -> str:
+def become(process: dict, seccomp_filter, warn, undumpable: bool = False) -> str:
     """Turn this (root, fully capable) process into the configured one, short of exec:
     capabilities, user, no_new_privs, umask and cwd, in the order that keeps each step
     possible. Returns the program to exec (looked up now, so a missing one fails early).
@@ -157,11 +157,9 @@ def become(process: dict, seccomp_profile: dict | None, warn, undumpable: bool =
     """
     caps = CapabilitySets(process.get("capabilities"), warn)
     no_new_privs = bool(process.get("noNewPrivileges"))
-    if seccomp_profile and not no_new_privs:
+    if seccomp_filter is not None and not no_new_privs:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
-        from pyruntime.init import seccomp
-
-        seccomp.load(seccomp_profile)
+        seccomp_filter.load()
     caps.drop_bounding()
     user = process.get("user") or {}
     switch_user(user, caps)
@@ -179,13 +177,11 @@ def become(process: dict, seccomp_profile: dict | None, warn, undumpable: bool =
     return find_executable(process["args"][0], process.get("env") or [], cwd)
 
 
-def exec_program(executable: str, process: dict, seccomp_profile: dict | None) -> None:
+def exec_program(executable: str, process: dict, seccomp_filter) -> None:
     """The last step: with no_new_privs the filter goes on only now, so that nothing the
     runtime still does is subject to it."""
-    if seccomp_profile and process.get("noNewPrivileges"):
-        from pyruntime.init import seccomp
-
-        seccomp.load(seccomp_profile)
+    if seccomp_filter is not None and process.get("noNewPrivileges"):
+        seccomp_filter.load()
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env") or [])
     os.execve(executable, process["args"], env)
 

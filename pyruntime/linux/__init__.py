@@ -61,6 +61,7 @@ MNT_DETACH = 2
 # prctl options (linux/prctl.h).
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
+PR_SET_SECCOMP = 22
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
@@ -68,6 +69,7 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
 
 # x86_64 syscall numbers for the calls glibc 2.36 has no wrapper for.
 _SYS_PIVOT_ROOT = 155
@@ -222,6 +224,23 @@ def set_child_subreaper() -> None:
 
 def set_pdeathsig(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+def seccomp_set_filter(program: bytes) -> None:
+    """Install a classic BPF seccomp program (struct sock_filter entries, 8 bytes each) on
+    this thread, as libseccomp's seccomp_load does when no load-time flag is asked for.
+    Without no_new_privs the caller needs CAP_SYS_ADMIN."""
+    import ctypes
+
+    if not program or len(program) % 8:
+        raise ValueError(f"a BPF program is a whole number of 8-byte instructions, not {len(program)} bytes")
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    instructions = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.addressof(instructions))
+    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
 
 
 

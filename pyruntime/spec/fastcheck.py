@@ -18,6 +18,7 @@ import sys
 import zlib
 from collections.abc import Callable
 
+from pyruntime.cache import cache_dir, write_atomically
 from pyruntime.spec import schemas
 
 # Bump when the way the cached module is produced changes.
@@ -55,23 +56,6 @@ class _LazyPattern:
 
 # One validator per (kind, schema dir) per process.
 _loaded: dict = {}
-
-
-def cache_dir() -> str:
-    """Where compiled validators are kept.
-
-    $PYRUNTIME_CACHE_DIR, else $XDG_CACHE_HOME/pyruntime, else /var/cache/pyruntime for root,
-    else ~/.cache/pyruntime.
-    """
-    explicit = os.environ.get("PYRUNTIME_CACHE_DIR")
-    if explicit:
-        return explicit
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return os.path.join(xdg, "pyruntime")
-    if os.geteuid() == 0:
-        return "/var/cache/pyruntime"
-    return os.path.join(os.path.expanduser("~"), ".cache", "pyruntime")
 
 
 def schema_hash(directory: str) -> str:
@@ -143,20 +127,6 @@ def _as_validator(code) -> "Callable[[object], bool]":
     return is_valid
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-
-
 def _drop_stale(directory: str, kind: str, keep: str) -> None:
     for name in os.listdir(directory):
         old = os.path.join(directory, name)
@@ -191,7 +161,7 @@ def fast_validator(kind: str, directory: str | None = None,
             return None
         code = _slim(source)
         try:
-            _write_atomically(cached, marshal.dumps(code))
+            write_atomically(cached, marshal.dumps(code))
             _drop_stale(cache, kind, cached)
         except OSError:
             pass

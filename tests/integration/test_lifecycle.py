@@ -273,6 +273,26 @@ def test_seccomp_denied_syscall_gets_configured_errno(rt):
     assert "rc=1" in proc.stdout
 
 
+def test_seccomp_compiled_by_the_runtime_or_built_in_the_init(rt):
+    """A profile arrives in the init as the program the runtime compiled (and cached): the init
+    never loads libseccomp. A profile with load-time flags is built in the init. Both enforce."""
+    for flags, init_maps_libseccomp in (([], False), (["SECCOMP_FILTER_FLAG_LOG"], True)):
+        config = container_config(["sh", "-c", "mkdir /tmp/d; echo rc=$?"])
+        config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW", "flags": flags,
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28}]}
+        bundle = rt.bundle_from(config)
+        cid = rt.new_id()
+        rt("create", "--bundle", str(bundle), cid, check=True)
+        try:
+            with open(f"/proc/{rt.state(cid)['pid']}/maps") as maps:
+                assert ("libseccomp" in maps.read()) == init_maps_libseccomp, flags
+        finally:
+            rt("delete", "--force", cid, check=True)
+        proc = rt("run", "--bundle", str(bundle), rt.new_id())
+        assert "No space left on device" in proc.stderr and "rc=1" in proc.stdout, (flags, proc.stderr)
+
+
 def test_seccomp_argument_conditions(rt):
     # busybox renice N -p PID calls setpriority(PRIO_PROCESS, PID, N): deny only N == 5.
     config = container_config(["sh", "-c", "renice 3 -p $$ && echo three-ok; "
