@@ -99,7 +99,8 @@ def add(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> dict:
         if needs_firewall(bc) and res.ips:
             att = attachment(req, bc, [ip.address for ip in res.ips])
             fw = _backend(bc)
-            undo.append(lambda: fw.remove({att.tag}, network=att.network))
+            # (when add gave up waiting for the lock it made nothing: no second wait to undo it)
+            undo.append(lambda: fw.touched and fw.remove({att.tag}, network=att.network))
             from pyruntime.net import ports
             fw.add(firewall_plans(att), ports.wanted(bc.port_mappings))
 

@@ -97,6 +97,8 @@ def run_tool(argv: list[str], stdin: str | None = None) -> str:
 class Backend:
     name = ""
     save_tools = {4: "", 6: ""}
+    # set once add() holds the lock: before that it has changed nothing a rollback must undo
+    touched = False
 
     def dump(self, family: int) -> dict[str, dict]:
         return rules.parse_save(run_tool([self.save_tools[family]]))
@@ -119,6 +121,7 @@ class Backend:
             return
         tag = plans[0].tag
         with xtables_lock():
+            self.touched = True
             if claims:
                 store = ports.Claims()
                 existing = store.names()
@@ -137,7 +140,7 @@ class Backend:
     def remove(self, tags: set[str], families=(4, 6), network: str | None = None) -> None:
         """Remove the attachments `tags`, and `network`'s shared part when no attachment of
         it is left in a family."""
-        from pyruntime.net import naming, ports
+        from pyruntime.net import ports
         with xtables_lock():
             store = ports.Claims()
             for tag in tags:
@@ -146,7 +149,7 @@ class Backend:
                 tables = self.dump(family)
                 doomed = set(tags)
                 if network is not None and not rules.tags_of_network(tables, network) - doomed:
-                    doomed.add(naming.network_tag(network))
+                    doomed |= rules.tags_of_network(tables, network, shared=True)
                 owned: dict[str, dict] = {}
                 for tag in doomed:
                     for table, part in rules.owned_by(tables, tag).items():
@@ -176,8 +179,11 @@ class NftBackend(Backend):
     def _listed(self, family: int, table: str, chain: str) -> bool:
         # listing one chain reads only that chain, unlike a dump of the whole table; the nft
         # variant takes no xtables lock, so it can run while we hold it
-        return subprocess.run([self.list_tools[family], "-t", table, "-S", chain],
-                              capture_output=True).returncode == 0
+        try:
+            return subprocess.run([self.list_tools[family], "-t", table, "-S", chain],
+                                  capture_output=True).returncode == 0
+        except FileNotFoundError:
+            raise CniError(IO_FAILURE, f"{self.list_tools[family]} not found", "install the iptables package") from None
 
     def write(self, plans: list[rules.Plan]) -> None:
         for family in (4, 6):

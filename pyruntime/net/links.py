@@ -49,11 +49,21 @@ def fail(what: str, e: OSError) -> CniError:
     return CniError(IO_FAILURE, what, e.strerror or str(e))
 
 
+def random_mac() -> str:
+    """A random locally administered unicast MAC address."""
+    octets = bytearray(os.urandom(6))
+    octets[0] = (octets[0] & 0xFE) | 0x02
+    return ":".join(f"{o:02x}" for o in octets)
+
+
 def ensure_bridge(rt: Rtnl, name: str, mtu: int, promisc: bool):
     link = rt.get_link(name)
     if link is None:
         try:
-            rt.add_bridge(name, mtu)
+            # An address of its own, given at creation: a bridge without one takes the lowest
+            # of its ports' addresses and changes it as ports come and go, and every container
+            # would keep sending to the gateway's old MAC until its ARP entry expired.
+            rt.add_bridge(name, mtu, random_mac())
         except NetlinkError as e:
             if e.errno != errno.EEXIST:          # another ADD created it meanwhile
                 raise fail(f"cannot create bridge {name}", e) from None

@@ -3,7 +3,7 @@
 Host veth ends and an attachment's firewall chains are named from a hash of the attachment
 (container id and interface name; chains also the network), so a DEL needs nothing but
 CNI_CONTAINERID and CNI_IFNAME to find them, even when the netns and the IPAM lease are already
-gone. What a network's attachments share is named from a hash of the network name.
+gone. What a network's attachments share is named from a hash of the network name and settings.
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ def attachment_tag(network: str, container_id: str, ifname: str) -> str:
     return hashlib.sha256(f"{network}\0{container_id}\0{ifname}".encode()).hexdigest()[:16]
 
 
-def network_tag(network: str) -> str:
-    """16 hex digits naming what all attachments of one network share."""
-    return hashlib.sha256(f"network\0{network}".encode()).hexdigest()[:16]
+def network_tag(network: str, bridge: str, ip_masq: bool, mark_bit: int) -> str:
+    """16 hex digits naming what all attachments of one network share. The settings it is
+    made from are part of the name: attachments made after the network's config changed
+    get a shared part of their own instead of one that does not fit them."""
+    text = f"network\0{network}\0{bridge}\0{int(ip_masq)}\0{mark_bit}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def forward_chain(network_tag: str) -> str:

@@ -177,8 +177,10 @@ class Rtnl:
                 out.append(Link(index, flags, parse_attrs(payload, _IFINFO.size)))
         return out
 
-    def add_bridge(self, name: str, mtu: int = 0) -> None:
+    def add_bridge(self, name: str, mtu: int = 0, mac: str = "") -> None:
         attrs = attr_str(IFLA_IFNAME, name)
+        if mac:
+            attrs += attr(IFLA_ADDRESS, mac_bytes(mac))
         if mtu:
             attrs += attr_u32(IFLA_MTU, mtu)
         attrs += nested(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "bridge"))

@@ -5,7 +5,8 @@ prints them, so one model serves both backends (python-iptables builds them, ipt
 takes them verbatim) and CHECK can compare what should be there with a save dump line by line.
 
 What every attachment of a network shares is made once, by the network's first attachment, and
-removed with its last (network tag = hash of the network name). It does not grow with the
+removed with its last (network tag = hash of the network name and the settings the shared
+part is made from: bridge, ipMasq, mark bit). It does not grow with the
 number of containers, which matters on legacy x_tables, where every change rewrites the table:
 
   filter PYR-FW-<ntag>  -i <bridge> -j ACCEPT, -o <bridge> -j ACCEPT
@@ -113,7 +114,7 @@ def _comment(text: str) -> tuple[str, ...]:
 
 def network_plan(att: Attachment, family: int) -> Plan:
     """What all attachments of att's network share in one family (see the module docstring)."""
-    ntag = naming.network_tag(att.network)
+    ntag = naming.network_tag(att.network, att.bridge, att.ip_masq, att.mark_bit)
     out = Plan(family, ntag)
     comment = _comment(naming.network_comment(ntag, att.network))
     fw = naming.forward_chain(ntag)
@@ -250,10 +251,10 @@ def missing(p: Plan, tables: dict[str, dict]) -> list[str]:
     return out
 
 
-def tags_of_network(tables: dict[str, dict], network: str) -> set[str]:
-    """Tags of the attachments of one network, from the comments on their rules: what GC
-    sweeps and what keeps the network's shared part alive."""
-    shared = naming.network_tag(network)
+def tags_of_network(tables: dict[str, dict], network: str, shared: bool = False) -> set[str]:
+    """Tags of the attachments of one network (comments tag/network/container id): what GC
+    sweeps and what keeps the network's shared part alive; with `shared`, the tags of the
+    network's shared parts instead (comments tag/network)."""
     tags = set()
     for content in tables.values():
         for r in content["rules"]:
@@ -261,6 +262,6 @@ def tags_of_network(tables: dict[str, dict], network: str) -> set[str]:
             if i < 0:
                 continue
             parts = r[i + len('--comment "'):].split('"', 1)[0][len(naming.COMMENT_PREFIX):].split("/")
-            if len(parts) >= 2 and parts[1] == network and parts[0] != shared:
+            if len(parts) >= 2 and parts[1] == network and (len(parts) == 2) == shared:
                 tags.add(parts[0])
     return tags

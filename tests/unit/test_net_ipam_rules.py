@@ -102,7 +102,7 @@ def attachment(**over):
 def test_plan_v4_masq_and_ports():
     att = attachment()
     p = rules.plan(att, 4)
-    tag, ntag = att.tag, naming.network_tag("net1")
+    tag, ntag = att.tag, naming.network_tag("net1", "pyr0", True, 13)
     sn, dn = f"PYR-SN-{ntag}", f"PYR-DN-{tag}"
     comment = f'-m comment --comment "pyruntime/{tag}/net1/cid1"'
     lines = [r.save_line() for r in p.rules]
@@ -120,7 +120,7 @@ def test_network_part_is_shared_by_every_attachment_of_the_network():
     one, two = rules.plan(attachment(), 4), rules.plan(attachment(container_id="cid2"), 4)
     assert one.tag != two.tag and one.shared == two.shared
     shared = one.shared
-    ntag = naming.network_tag("net1")
+    ntag = naming.network_tag("net1", "pyr0", True, 13)
     fw, sn = f"PYR-FW-{ntag}", f"PYR-SN-{ntag}"
     comment = f'-m comment --comment "pyruntime/{ntag}/net1"'
     lines = [r.save_line() for r in shared.rules]
@@ -132,7 +132,11 @@ def test_network_part_is_shared_by_every_attachment_of_the_network():
     assert [r.save_line() for r in marked] == [f"-A POSTROUTING -o pyr0 -m mark --mark 0x2000/0x2000 {comment} -j MASQUERADE"]
     assert marked[0].first                      # ahead of every -s jump (hairpin to self)
     assert rules.marker(shared) == ("filter", fw)
-    assert naming.network_tag("net2") != ntag
+    assert naming.network_tag("net2", "pyr0", True, 13) != ntag
+    # a network whose settings changed gets a shared part of its own
+    assert rules.plan(attachment(bridge="pyr1"), 4).shared.tag != ntag
+    assert rules.plan(attachment(ip_masq=False), 4).shared.tag != ntag
+    assert rules.plan(attachment(mark_bit=12), 4).shared.tag != ntag
 
 
 def test_plan_v6_uses_v6_multicast_brackets_and_skips_v4_only_ports():
@@ -182,6 +186,7 @@ def test_restore_and_removal_scripts_round_trip():
     assert "10.88.0.5" not in shared
     # the network's own rules do not count as an attachment of it
     assert rules.tags_of_network(tables, "net1") == {att.tag} and rules.tags_of_network(tables, "other") == set()
+    assert rules.tags_of_network(tables, "net1", shared=True) == {p.shared.tag}
 
 
 def test_port_claims_clash_on_protocol_port_and_overlapping_address(tmp_path):
