@@ -13,25 +13,41 @@ import os
 
 
 def cache_dir() -> str:
-    """$PYRUNTIME_CACHE_DIR, else $XDG_CACHE_HOME/pyruntime, else /var/cache/pyruntime for root,
-    else ~/.cache/pyruntime."""
+    """$PYRUNTIME_CACHE_DIR, else /var/cache/pyruntime for root; other users:
+    $XDG_CACHE_HOME/pyruntime, else ~/.cache/pyruntime. (root ignores XDG_CACHE_HOME, which
+    `sudo -E` and some service managers pass on from another user.)"""
     explicit = os.environ.get("PYRUNTIME_CACHE_DIR")
     if explicit:
         return explicit
+    if os.geteuid() == 0:
+        return "/var/cache/pyruntime"
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg:
         return os.path.join(xdg, "pyruntime")
-    if os.geteuid() == 0:
-        return "/var/cache/pyruntime"
     return os.path.join(os.path.expanduser("~"), ".cache", "pyruntime")
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Readers see the old file or the whole new one, never a part (a rename over it)."""
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+def trusted(directory: str) -> bool:
+    """Whether what is in `directory` may be used: it is ours and nobody else can write to it
+    (a file planted there would be run as a validator or loaded as a seccomp filter)."""
     try:
-        with open(tmp, "wb") as f:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Readers see the old file or the whole new one, never a part (a rename over it). Only
+    into a trusted directory (OSError otherwise), through a file nobody else made."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    if not trusted(directory):
+        raise PermissionError(f"{directory} is not the runtime's own")
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with open(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     finally:

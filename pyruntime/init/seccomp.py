@@ -162,19 +162,20 @@ def compiled(profile: dict, cache: str | None = None) -> bytes | None:
     import marshal
     import zlib
 
-    from pyruntime.cache import cache_dir, write_atomically
+    from pyruntime.cache import cache_dir, trusted, write_atomically
 
     machine = os.uname()
     key = json.dumps([CACHE_FORMAT, machine.machine, machine.release, profile], sort_keys=True,
                      separators=(",", ":"))
     path = os.path.join(cache or cache_dir(), f"seccomp-{zlib.crc32(key.encode()):08x}.bpf")
-    try:
-        with open(path, "rb") as f:
-            stored_key, library, program = marshal.loads(f.read())
-        if stored_key == key and _library_identity(library[0]) == library and program:
-            return program
-    except (OSError, EOFError, ValueError, TypeError):
-        pass
+    if trusted(os.path.dirname(path)):
+        try:
+            with open(path, "rb") as f:
+                stored_key, library, program = marshal.loads(f.read())
+            if stored_key == key and _library_identity(library[0]) == library and program:
+                return program
+        except Exception:   # missing, unreadable or not an entry of ours: compile again
+            pass
     try:
         program = _export(build_filter(profile))
     except OSError as e:

@@ -18,7 +18,7 @@ import sys
 import zlib
 from collections.abc import Callable
 
-from pyruntime.cache import cache_dir, write_atomically
+from pyruntime.cache import cache_dir, trusted, write_atomically
 from pyruntime.spec import schemas
 
 # Bump when the way the cached module is produced changes.
@@ -152,6 +152,8 @@ def fast_validator(kind: str, directory: str | None = None,
     cache = cache or cache_dir()
     cached = os.path.join(cache, f"{kind}-{schema_hash(directory)}.pyc")
     try:
+        if not trusted(cache):
+            raise PermissionError(f"{cache} is not the runtime's own")  # compiled afresh below
         with open(cached, "rb") as file:
             code = marshal.loads(file.read())
     except (OSError, EOFError, ValueError, TypeError):
