@@ -98,8 +98,11 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
                 sync.send(parent_sock, "cgroup-ready")
                 pid = sync.recv(parent_sock, "exec-pid")["pid"]
                 sync.send(parent_sock, "exec-go")
+            except BaseException:
+                stage.kill()        # it may still be waiting for "cgroup-ready"
+                raise
             finally:
-                os.waitpid(stage1_pid, 0)
+                stage.wait()
             sync.recv(parent_sock, "exec")
             _wait_for_exec(parent_sock)
             master = proxy.receive()

@@ -102,7 +102,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
             # copy of its fd, and `start` would wait for it forever.
             stage = reexec.start("init", {cdir.lock_fd} if cdir.lock_fd is not None else set())
         stage1_pid, parent_sock = stage.pid, stage.sock
-        undo.push("stop init", lambda: _kill_and_wait(stage1_pid))
+        undo.push("stop init", stage.kill)
         stage.send(opts)
         # The new interpreter started up while the runtime loaded; stage 1 waits for
         # "cgroup-ready" before it does anything. The devices the init creates must be
@@ -122,7 +122,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         # "init-go" only keeps the init's messages behind stage 1's report: the init goes on
         # with its mounts while the state with its pid is saved
         sync.send(parent_sock, "init-go")
-        os.waitpid(stage1_pid, 0)
+        stage.wait()
         state.pid_start_time = process_start_time(state.pid) or 0
         cdir.save(state)
 

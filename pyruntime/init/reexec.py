@@ -77,6 +77,7 @@ class Stage:
         self.sock = sock          # the runtime's end of the sync channel
         self._payload = payload   # memfd the options are written to; the stage inherited it
         self.sent = False
+        self.reaped = False
 
     def send(self, options) -> None:
         """Give the stage its options; `options.console_sock`, if any, travels with them
@@ -88,10 +89,32 @@ class Stage:
         os.close(self._payload)
         self._payload = -1
         console = getattr(options, "console_sock", None)
-        sync.send(self.sock, "options", console=console is not None)
-        if console is not None:
-            sync.send_fd(self.sock, "console", _fd_of(console))
+        try:
+            sync.send(self.sock, "options", console=console is not None)
+            if console is not None:
+                sync.send_fd(self.sock, "console", _fd_of(console))
+        except OSError:
+            sync.raise_reported(self.sock, "the container's init stage exited before it started")
         self.sent = True
+
+    def wait(self) -> None:
+        """Reap the stage (it exits once it has reported what it started)."""
+        if not self.reaped:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.reaped = True
+
+    def kill(self) -> None:
+        """SIGKILL the stage and reap it; nothing once it is reaped (its pid may be another
+        process's by then)."""
+        if not self.reaped:
+            try:
+                os.kill(self.pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait()
 
     def close(self) -> None:
         """Close the runtime's ends (the sync channel, an unsent options file); idempotent."""
@@ -105,14 +128,7 @@ class Stage:
         """Stop the stage if it never got its options (the create failed before: once they
         are sent, the create that sent them is in charge), and close our ends."""
         if not self.sent:
-            try:
-                os.kill(self.pid, SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
+            self.kill()
             self.sent = True
         self.close()
 

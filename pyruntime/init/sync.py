@@ -74,6 +74,19 @@ def recv_fd(fd: int, kind: str) -> tuple[dict, int]:
     return msg, fds[0]
 
 
+def raise_reported(fd: int, otherwise: str) -> None:
+    """The other side is gone: raise what it reported before it went, else `otherwise`."""
+    try:
+        data = os.read(fd, MAX_MESSAGE)
+    except OSError:
+        data = b""
+    if data:
+        msg = decode(data)
+        if msg.get("type") == "error":
+            raise SyncError(msg.get("message") or otherwise)
+    raise SyncError(otherwise)
+
+
 def _checked(data: bytes, expected) -> dict:
     wanted = " or ".join(repr(e) for e in expected)
     if not data:

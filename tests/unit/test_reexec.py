@@ -80,3 +80,20 @@ def test_a_stage_that_never_gets_its_options_is_stopped_and_reaped():
     with pytest.raises(ChildProcessError):
         os.waitpid(stage.pid, os.WNOHANG)               # reaped, not a zombie
     stage.abandon()                                     # a second time is harmless
+
+
+def test_a_stage_that_died_before_its_options_reports_why(monkeypatch):
+    from pyruntime.init import sync
+
+    monkeypatch.setattr(reexec, "BOOTSTRAP", "import marshal, os, sys; os.write(int(sys.argv[2]), "
+                        "marshal.dumps({'type': 'error', 'message': 'no interpreter for you'}))")
+    stage = reexec.start("init")
+    try:
+        stage.wait()                                    # it has exited
+        opts = container.InitOptions("c1", {}, "/b", state_dir="/nonexistent")
+        with pytest.raises(sync.SyncError, match="no interpreter for you"):
+            stage.send(opts)
+        assert stage.reaped and not stage.sent
+        stage.kill()                                    # reaped already: the pid is left alone
+    finally:
+        stage.abandon()
