@@ -27,7 +27,7 @@ JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "mount", "cgroup", "time"]
 
 
 class InitOptions:
-    """What the container's stages need to know: the runtime sends it to stage 1 (reexec.spawn),
+    """What the container's stages need to know: the runtime sends it to stage 1 (reexec.Stage.send),
     and stage 2 inherits it across fork."""
 
     def __init__(self, container_id: str, config: dict, bundle: str, state_dir: str,
@@ -90,7 +90,7 @@ def _fail(sock, exc: BaseException) -> None:
 
 
 def stage1(opts: InitOptions, sock) -> None:
-    """Runs in the first child of `create`, started by reexec.spawn. Never returns."""
+    """Runs in the first child of `create`, started by reexec.start. Never returns."""
     code = 1
     try:
         # exec.fifo is opened through it once the container's root is all the init can see

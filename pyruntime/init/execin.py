@@ -50,7 +50,7 @@ class ExecOptions:
 
 
 def stage1(opts: ExecOptions, sock) -> None:
-    """Started by reexec.spawn. Never returns."""
+    """Started by reexec.start. Never returns."""
     code = 1
     try:
         linux.prctl(proc.PR_SET_DUMPABLE, 0)

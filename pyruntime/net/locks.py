@@ -33,7 +33,8 @@ def timeout() -> float:
 
 def acquire(fd: int, what: str) -> None:
     """flock(fd, LOCK_EX), retried with a growing pause until the timeout runs out."""
-    deadline = time.monotonic() + timeout()
+    limit = timeout()
+    deadline = time.monotonic() + limit
     pause = 0.001
     while True:
         try:
@@ -43,6 +44,6 @@ def acquire(fd: int, what: str) -> None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise CniError(TRY_AGAIN_LATER, f"{what} is busy",
-                               f"held by another process for more than {timeout():g} s") from None
+                               f"held by another process for more than {limit:g} s") from None
             time.sleep(min(pause, left))
             pause = min(pause * 2, 0.05)
