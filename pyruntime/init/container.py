@@ -237,7 +237,8 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     preload_modules(config, seccomp_filter)
     rootfs.pivot(opts.no_pivot)
     if process.get("terminal"):
-        proc.setup_terminal(opts.console_sock, process.get("consoleSize"))
+        proc.setup_terminal(opts.console_sock, process.get("consoleSize"),
+                            bind_console=rootfs.bind_console if "mount" in plan.new_types else None)
     if config.get("hostname") and "uts" in plan.new_types | {k for k, _ in plan.join}:
         linux.sethostname(config["hostname"])
     if config.get("domainname"):
@@ -265,6 +266,7 @@ def preload_modules(config: dict, seccomp_filter) -> None:
     """Import now what the init uses after pivot_root: from then on the interpreter's own
     files (and shared libraries such as libseccomp) are out of reach."""
     import fcntl, struct, termios  # noqa: E401,F401
+    from pyruntime.init import inroot  # noqa: F401  (the cwd is entered through it)
 
     if (config.get("process") or {}).get("terminal"):
         import socket  # noqa: F401  (setup_terminal sends the pty master with it)

@@ -88,7 +88,7 @@ def stage2(opts: ExecOptions, sock) -> None:
         process = opts.process
         os.setsid()
         if process.get("terminal"):
-            proc.setup_terminal(opts.console_sock, process.get("consoleSize"), console_mount=False)
+            proc.setup_terminal(opts.console_sock, process.get("consoleSize"))
         proc.set_oom_score_adj(process)
         proc.apply_rlimits(process.get("rlimits") or [])
         seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program)

@@ -170,11 +170,24 @@ def become(process: dict, seccomp_filter, warn, undumpable: bool = False) -> str
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     os.umask(user.get("umask", 0o022))
     cwd = process.get("cwd") or "/"
+    enter_cwd(cwd)
+    return find_executable(process["args"][0], process.get("env") or [], cwd)
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir into `cwd`, resolved inside the container's root with magic links refused: a
+    /proc/self/fd/N or /proc/1/root there could lead to a host directory (CVE-2024-21626)."""
+    from pyruntime.init.inroot import Root
+
     try:
-        os.chdir(cwd)
+        with Root("/") as root:
+            fd = root.open(cwd, os.O_PATH | os.O_DIRECTORY)
+        try:
+            os.fchdir(fd)
+        finally:
+            os.close(fd)
     except OSError as e:
         raise RuntimeUserError(f"process.cwd: cannot enter {cwd}: {e.strerror}") from None
-    return find_executable(process["args"][0], process.get("env") or [], cwd)
 
 
 def exec_program(executable: str, process: dict, seccomp_filter) -> None:
@@ -226,10 +239,10 @@ def close_fds_from(first: int, keep: set[int]) -> None:
                 raise
 
 
-def setup_terminal(console_fd: int, size: dict[str, int] | None, console_mount: bool = True) -> None:
+def setup_terminal(console_fd: int, size: dict[str, int] | None, bind_console=None) -> None:
     """Open a pty in the container's devpts, make its slave our stdio and controlling terminal,
-    bind it over /dev/console (for the init), and hand the master to the caller through the
-    console socket (`console_fd`)."""
+    give it to `bind_console` (the init binds it over /dev/console), and hand the master to the
+    caller through the console socket (`console_fd`)."""
     import fcntl
     import socket
     import struct
@@ -240,11 +253,8 @@ def setup_terminal(console_fd: int, size: dict[str, int] | None, console_mount: 
     if size:
         fcntl.ioctl(master, termios.TIOCSWINSZ,
                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
-    if console_mount and os.path.isdir("/dev"):
-        from pyruntime.init.rootfs import _ensure_file
-
-        _ensure_file("/dev/console")
-        linux.mount(slave_path, "/dev/console", None, linux.MS_BIND)
+    if bind_console is not None:
+        bind_console(slave)
     # The init is already a session leader (setsid at its start): take the pty as its terminal.
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):

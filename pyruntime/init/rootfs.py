@@ -4,8 +4,13 @@ Order (as the runtime-spec and runc have it): make the host's mounts non-propaga
 rootfs onto itself, perform `mounts` in order, create devices and /dev symlinks, then (after the
 createContainer hooks) pivot_root, mask and read-only paths, and finally a read-only root.
 
-Every destination is resolved inside the rootfs by `secure_join`, which follows symlinks as if
-the rootfs were `/`, so a malicious image cannot make a mount land on the host.
+Every destination is resolved inside the rootfs by the kernel and used through a file
+descriptor (inroot.Root): a symlink in the image, or one swapped in by another container that
+shares a volume, can never make a mount, a directory or a device land outside the rootfs.
+Binds are cloned trees attached with move_mount, their flags set on the detached copy, so no
+path is walked twice and no bind is ever visible with the wrong flags. Devices and /dev links
+are made only on filesystems that belong to the container (its rootfs and the filesystems the
+init mounted); a /dev bind-mounted from the host is used as it is, as runc does.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import stat
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
+from pyruntime.init.inroot import Root, chmod_fd, chown_fd, fd_path, mount_id, secure_join  # noqa: F401
 
 # option -> (flag, clears the flag instead of setting it)
 MOUNT_OPTIONS: dict[str, tuple[int, bool]] = {
@@ -45,13 +51,23 @@ PROPAGATION: dict[str, int] = {
 # Options that are instructions to the runtime rather than mount flags or fs data.
 RUNTIME_OPTIONS = {"tmpcopyup", "notmpcopyup", "copy-symlink", "z", "Z", "U", "idmap", "ridmap"}
 
-# statvfs f_flag bits -> mount flags: flags a bind remount must keep when they are locked
-# (a mount inherited into a user namespace cannot lose nosuid/nodev/noexec/ro).
-_STATVFS_LOCKED = {
-    os.ST_RDONLY: linux.MS_RDONLY, os.ST_NOSUID: linux.MS_NOSUID, os.ST_NODEV: linux.MS_NODEV,
-    os.ST_NOEXEC: linux.MS_NOEXEC, os.ST_NOATIME: linux.MS_NOATIME,
-    os.ST_NODIRATIME: linux.MS_NODIRATIME, os.ST_RELATIME: linux.MS_RELATIME,
+# Per-mount flags -> the mount_setattr attributes that carry them.
+_MOUNT_ATTRS = {
+    linux.MS_RDONLY: linux.MOUNT_ATTR_RDONLY, linux.MS_NOSUID: linux.MOUNT_ATTR_NOSUID,
+    linux.MS_NODEV: linux.MOUNT_ATTR_NODEV, linux.MS_NOEXEC: linux.MOUNT_ATTR_NOEXEC,
+    linux.MS_NODIRATIME: linux.MOUNT_ATTR_NODIRATIME,
+    linux.MS_NOSYMFOLLOW: linux.MOUNT_ATTR_NOSYMFOLLOW,
 }
+_ATIME_ATTRS = {
+    linux.MS_NOATIME: linux.MOUNT_ATTR_NOATIME, linux.MS_STRICTATIME: linux.MOUNT_ATTR_STRICTATIME,
+    linux.MS_RELATIME: linux.MOUNT_ATTR_RELATIME,
+}
+# statvfs f_flag bits -> mount attributes: what a mount has now (for locked flags).
+_STATVFS_ATTRS = {
+    os.ST_RDONLY: linux.MOUNT_ATTR_RDONLY, os.ST_NOSUID: linux.MOUNT_ATTR_NOSUID,
+    os.ST_NODEV: linux.MOUNT_ATTR_NODEV, os.ST_NOEXEC: linux.MOUNT_ATTR_NOEXEC,
+}
+_DEVICE_KINDS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 # The devices every container gets (runtime-spec "Default Devices").
 DEFAULT_DEVICES = [
@@ -69,9 +85,6 @@ DEV_SYMLINKS = [
     ("/proc/self/fd/1", "/dev/stdout"),
     ("/proc/self/fd/2", "/dev/stderr"),
 ]
-
-MAX_SYMLINKS = 255
-
 
 def parse_options(options: list[str]) -> tuple[int, list[int], list[str], set[str]]:
     """Split mount options into (flags, propagation flags, fs data, runtime extensions)."""
@@ -92,65 +105,57 @@ def parse_options(options: list[str]) -> tuple[int, list[int], list[str], set[st
     return flags, propagation, data, extensions
 
 
-def secure_join(root: str, unsafe: str) -> str:
-    """Resolve `unsafe` under `root` as if `root` were `/`: symlinks (absolute or relative) and
-    `..` can never climb above it. Missing components are kept as they are."""
-    resolved: list[str] = []
-    pending = [c for c in unsafe.split("/") if c]
-    pending.reverse()
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        links += 1
-        if links > MAX_SYMLINKS:
-            raise RuntimeUserError(f"too many symlinks resolving {unsafe!r} in the rootfs")
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        pending.extend(reversed([c for c in target.split("/") if c]))
-    return os.path.join(root, *resolved)
+def mount_attributes(flags: int) -> tuple[int, int]:
+    """(attributes to set, attributes to clear) that give a bind exactly the per-mount `flags`,
+    as a bind remount with those flags would; atime is kept unless one is named."""
+    attr_set = attr_clr = 0
+    for flag, attr in _MOUNT_ATTRS.items():
+        if flags & flag:
+            attr_set |= attr
+        else:
+            attr_clr |= attr
+    for flag, attr in _ATIME_ATTRS.items():
+        if flags & flag:
+            attr_set |= attr
+            attr_clr |= linux.MOUNT_ATTR__ATIME
+            break
+    return attr_set, attr_clr
 
 
-def _ensure_dir(path: str) -> None:
-    os.makedirs(path, mode=0o755, exist_ok=True)
-
-
-def _ensure_file(path: str) -> None:
-    _ensure_dir(os.path.dirname(path))
-    if not os.path.lexists(path):
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-
-
-def _locked_flags(path: str) -> int:
+def set_bind_flags(mount_fd: int, flags: int) -> None:
+    """Give the mount `mount_fd` the per-mount flags of a bind's options. A plain bind keeps
+    its source's flags. A mount inherited into a user namespace cannot lose ro, nosuid, nodev
+    or noexec (the kernel locks them): those it has stay, as a bind remount must keep them."""
+    if not flags & ~(linux.MS_BIND | linux.MS_REC | linux.MS_REMOUNT):
+        return
+    attr_set, attr_clr = mount_attributes(flags)
     try:
-        f_flag = os.statvfs(path).f_flag
-    except OSError:
-        return 0
-    return sum(mflag for bit, mflag in _STATVFS_LOCKED.items() if f_flag & bit)
-
-
-def remount_bind(path: str, flags: int) -> None:
-    """Change the flags of a bind mount; keep the flags the kernel locked if it insists."""
-    base = linux.MS_BIND | linux.MS_REMOUNT | (flags & ~(linux.MS_BIND | linux.MS_REC | linux.MS_REMOUNT))
-    try:
-        linux.mount(None, path, None, base)
+        linux.mount_setattr(mount_fd, attr_set, attr_clr)
     except PermissionError:
-        linux.mount(None, path, None, base | _locked_flags(path))
+        f_flag = os.fstatvfs(mount_fd).f_flag
+        locked = sum(attr for bit, attr in _STATVFS_ATTRS.items() if f_flag & bit)
+        linux.mount_setattr(mount_fd, attr_set, attr_clr & ~locked)
+
+
+def clone_tree(source: str, recursive: bool, dirfd: int = linux.AT_FDCWD) -> int:
+    """A detached copy of the mount tree at `source` (host path, or "" for `dirfd` itself)."""
+    flags = linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
+    if recursive:
+        flags |= linux.AT_RECURSIVE
+    if not source:
+        flags |= linux.AT_EMPTY_PATH
+    return linux.open_tree(source, flags, dirfd)
+
+
+def dev_is_bind_mounted(mounts: list[dict]) -> bool:
+    """runc's rule: a /dev the config bind-mounts is the caller's; nothing is made in it."""
+    for m in mounts:
+        if os.path.normpath("/" + (m.get("destination") or "")) != "/dev":
+            continue
+        options = m.get("options") or []
+        if m.get("type") == "bind" or "bind" in options or "rbind" in options:
+            return True
+    return False
 
 
 class RootfsBuilder:
@@ -166,6 +171,11 @@ class RootfsBuilder:
         self.in_userns = in_userns
         self.cgroupns = cgroupns
         self.linux = config.get("linux") or {}
+        self.root: Root | None = None
+        # Mounts that belong to the container: the rootfs and what the init mounted anew.
+        # Devices and links are only ever made on these.
+        self.own_mounts: set[int] = set()
+        self.own_dev = False    # /dev is on one of them (known before pivot_root hides /proc)
 
     # -- before pivot_root ---------------------------------------------------------------
     def prepare(self) -> None:
@@ -178,14 +188,19 @@ class RootfsBuilder:
             self._make_parent_private()
         # pivot_root needs the new root to be a mount point.
         linux.mount(self.rootfs, self.rootfs, None, linux.MS_BIND | linux.MS_REC)
-        for index, m in enumerate(self.config.get("mounts") or []):
+        self.root = Root(self.rootfs)
+        self.own_mounts.add(mount_id(self.root.fd))
+        mounts = self.config.get("mounts") or []
+        for index, m in enumerate(mounts):
             try:
                 self.mount_one(m)
             except OSError as e:
                 raise RuntimeUserError(
                     f"mounts[{index}] ({m.get('destination')}): {e.strerror or e}") from None
-        self.create_devices()
-        self.create_dev_symlinks()
+        self.own_dev = not dev_is_bind_mounted(mounts) and self._own_directory("/dev")
+        if self.own_dev:
+            self.create_devices()
+            self.create_dev_symlinks()
 
     def _make_parent_private(self) -> None:
         """pivot_root refuses a new root whose parent mount is shared."""
@@ -197,8 +212,19 @@ class RootfsBuilder:
                     best = mp
         linux.mount(None, best, None, linux.MS_PRIVATE)
 
+    def _own_directory(self, container_path: str) -> bool:
+        """Open (or make) `container_path` on one of the container's own mounts; False when
+        what is there lies on another (a bind mount the rootfs carried along)."""
+        try:
+            os.close(self.root.mkdir_all(container_path, on_mounts=self.own_mounts))
+            return True
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            return False
+
     def mount_one(self, m: dict) -> None:
-        dest = secure_join(self.rootfs, m["destination"])
+        dest = m["destination"]
         fstype = m.get("type") or ""
         options = list(m.get("options") or [])
         flags, propagation, data, extensions = parse_options(options)
@@ -206,136 +232,212 @@ class RootfsBuilder:
         if fstype == "bind":
             flags |= linux.MS_BIND
         if flags & linux.MS_BIND:
-            self._mount_bind(source, dest, flags)
+            mount_fd = self._mount_bind(source, dest, flags)
         elif fstype == "cgroup":
-            self._mount_cgroup(dest, flags, m["destination"])
+            mount_fd = self._mount_cgroup(dest, flags)
+        elif "tmpcopyup" in extensions and fstype == "tmpfs":
+            mount_fd = self._mount_tmpfs_copyup(dest, flags, data)
         else:
-            _ensure_dir(dest)
-            self._mount_fs(source, dest, fstype, flags, ",".join(data), "tmpcopyup" in extensions)
-        for p in propagation:
-            linux.mount(None, dest, None, p)
+            mount_fd = self._mount_fs(source, dest, fstype, flags, ",".join(data))
+        try:
+            for p in propagation:
+                linux.mount(None, fd_path(mount_fd), None, p)
+        finally:
+            os.close(mount_fd)
 
-    def _mount_bind(self, source: str, dest: str, flags: int) -> None:
+    def _mount_bind(self, source: str, dest: str, flags: int) -> int:
+        """Clone the source's tree, set its flags while it is detached, attach it on the
+        destination's fd. Returns an fd of the new mount."""
         if not os.path.isabs(source):
             source = os.path.join(self.bundle, source)
-        if not os.path.exists(source):
-            raise OSError(errno.ENOENT, f"bind source {source} does not exist")
-        if os.path.isdir(source):
-            _ensure_dir(dest)
-        else:
-            _ensure_file(dest)
-        linux.mount(source, dest, None, linux.MS_BIND | (flags & linux.MS_REC))
-        if flags & ~(linux.MS_BIND | linux.MS_REC):
-            remount_bind(dest, flags)
-
-    def _mount_fs(self, source: str, dest: str, fstype: str, flags: int, data: str,
-                  copyup: bool) -> None:
-        if copyup and fstype == "tmpfs":
-            self._mount_tmpfs_copyup(dest, flags, data)
-            return
         try:
-            linux.mount(source, dest, fstype, flags, data or None)
-        except PermissionError:
-            if fstype != "sysfs":
-                raise
-            # In a user namespace that does not own the network namespace sysfs cannot be
-            # mounted; a read-only recursive bind of the host's /sys is what runc falls back to.
-            linux.mount("/sys", dest, None, linux.MS_BIND | linux.MS_REC)
-            remount_bind(dest, flags | linux.MS_RDONLY)
-
-    def _mount_tmpfs_copyup(self, dest: str, flags: int, data: str) -> None:
-        """tmpfs that starts with a copy of what the image had at `dest`."""
-        import shutil
-        import tempfile
-
-        staging = tempfile.mkdtemp(prefix="pyruntime-copyup-")
+            tree = clone_tree(source, recursive=bool(flags & linux.MS_REC))
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, f"bind source {source} does not exist") from None
         try:
-            linux.mount("tmpfs", staging, "tmpfs", flags, data or None)
-            mode = os.stat(staging).st_mode & 0o7777
-            shutil.copytree(dest, staging, symlinks=True, dirs_exist_ok=True)
-            # copytree also copies dest's own mode onto the tmpfs root; the mount's mode= wins
-            os.chmod(staging, mode)
-            linux.mount(staging, dest, None, linux.MS_MOVE)
+            set_bind_flags(tree, flags)
+            self._attach(tree, dest, stat.S_ISDIR(os.fstat(tree).st_mode))
+        except BaseException:
+            os.close(tree)
+            raise
+        return tree
+
+    def _attach(self, tree: int, dest: str, is_dir: bool) -> None:
+        target = self.root.mkdir_all(dest) if is_dir else self.root.make_file(dest)
+        try:
+            linux.move_mount_to_fd(tree, target, dest)
         finally:
-            os.rmdir(staging)
+            os.close(target)
 
-    def _mount_cgroup(self, dest: str, flags: int, container_dest: str) -> None:
+    def _mount_fs(self, source: str, dest: str, fstype: str, flags: int, data: str) -> int:
+        """A new filesystem on the destination's fd; returns an fd of the new mount."""
+        target = self.root.mkdir_all(dest)
+        try:
+            try:
+                linux.mount(source, fd_path(target), fstype, flags, data or None)
+            except PermissionError:
+                if fstype != "sysfs":
+                    raise
+                # In a user namespace that does not own the network namespace sysfs cannot be
+                # mounted; a read-only recursive bind of the host's /sys is what runc falls back to.
+                tree = clone_tree("/sys", recursive=True)
+                try:
+                    set_bind_flags(tree, flags | linux.MS_RDONLY)
+                    linux.move_mount_to_fd(tree, target, dest)
+                finally:
+                    os.close(tree)
+        finally:
+            os.close(target)
+        new = self.root.open(dest, os.O_PATH | os.O_DIRECTORY)
+        self.own_mounts.add(mount_id(new))
+        return new
+
+    def _mount_tmpfs_copyup(self, dest: str, flags: int, data: list[str]) -> int:
+        """A tmpfs that starts with a copy of what the image had at `dest`: filled while it is
+        detached, then attached."""
+        from pyruntime.init.inroot import copy_tree
+
+        options = [("source", "tmpfs")]
+        options += [tuple(o.split("=", 1)) if "=" in o else (o, None) for o in data]
+        attr_set, _ = mount_attributes(flags)
+        tree = linux.fsmount_new("tmpfs", options, attr_set & ~linux.MOUNT_ATTR_RDONLY)
+        try:
+            target = self.root.mkdir_all(dest)
+            try:
+                # without mode=, the tmpfs takes the mode of the directory it covers
+                copy_tree(target, tree, copy_root_mode=not any(k == "mode" for k, _ in options))
+                if attr_set & linux.MOUNT_ATTR_RDONLY:
+                    linux.mount_setattr(tree, linux.MOUNT_ATTR_RDONLY)
+                linux.move_mount_to_fd(tree, target, dest)
+            finally:
+                os.close(target)
+        except BaseException:
+            os.close(tree)
+            raise
+        self.own_mounts.add(mount_id(tree))
+        return tree
+
+    def _mount_cgroup(self, dest: str, flags: int) -> int:
         """Show the container its own cgroups at `dest`, v1 (one mount per hierarchy on a tmpfs)
-        or v2 (the unified hierarchy)."""
-        _ensure_dir(dest)
+        or v2 (the unified hierarchy). Returns an fd of the new mount."""
         hierarchies = _own_cgroups()
         v1 = [h for h in hierarchies if h[1]]
         if not v1:
             path = hierarchies[0][2] if hierarchies else "/"
             if self.cgroupns:
-                linux.mount("cgroup2", dest, "cgroup2", flags & ~linux.MS_RDONLY)
+                mount_fd = self._mount_fs("cgroup2", dest, "cgroup2", flags & ~linux.MS_RDONLY, "")
+                if flags & linux.MS_RDONLY:
+                    set_bind_flags(mount_fd, flags)
             else:
-                linux.mount("/sys/fs/cgroup" + path, dest, None, linux.MS_BIND | linux.MS_REC)
-            if flags & linux.MS_RDONLY:
-                remount_bind(dest, flags)
-            return
-        linux.mount("tmpfs", dest, "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
+                mount_fd = clone_tree("/sys/fs/cgroup" + path, recursive=True)
+                set_bind_flags(mount_fd, flags)
+                self._attach(mount_fd, dest, is_dir=True)
+            return mount_fd
+        tmpfs = self._mount_fs("tmpfs", dest, "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
         mountpoints = _cgroup_v1_mountpoints()
         for _, controllers, path in v1:
             host_mp = mountpoints.get(controllers)
-            if not host_mp:
-                continue
-            target = os.path.join(dest, os.path.basename(host_mp))
-            _ensure_dir(target)
+            if host_mp:
+                self._mount_cgroup_v1(tmpfs, os.path.basename(host_mp), controllers,
+                                      host_mp + path, flags)
+        if flags & linux.MS_RDONLY:
+            linux.mount(None, fd_path(tmpfs), None, linux.MS_REMOUNT | flags, "mode=755")
+        return tmpfs
+
+    def _mount_cgroup_v1(self, tmpfs: int, name: str, controllers: str, host_dir: str,
+                         flags: int) -> None:
+        """One v1 hierarchy in the tmpfs just made (nothing but us can have changed it)."""
+        os.mkdir(name, 0o755, dir_fd=tmpfs)
+        target = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=tmpfs)
+        try:
             if self.cgroupns:
                 opts = controllers if not controllers.startswith("name=") else f"none,{controllers}"
-                linux.mount("cgroup", target, "cgroup", flags & ~linux.MS_RDONLY, opts)
+                linux.mount("cgroup", fd_path(target), "cgroup", flags & ~linux.MS_RDONLY, opts)
+                mount_fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=tmpfs)
             else:
-                linux.mount(host_mp + path, target, None, linux.MS_BIND)
-            if flags & linux.MS_RDONLY:
-                remount_bind(target, flags)
-        if flags & linux.MS_RDONLY:
-            linux.mount(None, dest, None, linux.MS_REMOUNT | flags, "mode=755")
+                mount_fd = clone_tree(host_dir, recursive=False)
+                linux.move_mount_to_fd(mount_fd, target, name)
+            try:
+                if flags & linux.MS_RDONLY:
+                    set_bind_flags(mount_fd, flags)
+            finally:
+                os.close(mount_fd)
+        finally:
+            os.close(target)
 
+    # -- devices ---------------------------------------------------------------------------
     def create_devices(self) -> None:
         for dev in DEFAULT_DEVICES:
             self.create_device(dev, replace=False)
-        for dev in self.linux.get("devices") or []:
-            self.create_device(dev, replace=True)
+        for index, dev in enumerate(self.linux.get("devices") or []):
+            try:
+                self.create_device(dev, replace=True)
+            except OSError as e:
+                raise RuntimeUserError(
+                    f"linux.devices[{index}] ({dev['path']}): {e.strerror or e}") from None
 
     def create_device(self, dev: dict, replace: bool) -> None:
-        path = secure_join(self.rootfs, dev["path"])
-        if os.path.lexists(path):
-            if not replace:
+        # Only ever in the container's own filesystems: never in a bind-mounted volume.
+        parent, name = self.root.open_parent(dev["path"], follow=False, on_mounts=self.own_mounts)
+        try:
+            if _lexists_at(parent, name):
+                if not replace:
+                    return
+                os.unlink(name, dir_fd=parent)
+            if self.in_userns:
+                self._bind_host_device(dev["path"], parent, name)
                 return
-            os.unlink(path)
-        _ensure_dir(os.path.dirname(path))
-        if self.in_userns:
-            # mknod is not allowed in a user namespace: bind the host's node instead.
-            _ensure_file(path)
-            linux.mount(dev["path"], path, None, linux.MS_BIND)
-            return
-        kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
-        mode = dev.get("fileMode", 0o666) & 0o7777
-        os.mknod(path, mode | kinds[dev["type"]], os.makedev(dev.get("major", 0), dev.get("minor", 0)))
-        os.chmod(path, mode)
-        os.chown(path, dev.get("uid", 0), dev.get("gid", 0))
+            mode = dev.get("fileMode", 0o666) & 0o7777
+            os.mknod(name, mode | _DEVICE_KINDS[dev["type"]],
+                     os.makedev(dev.get("major", 0), dev.get("minor", 0)), dir_fd=parent)
+            node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            try:
+                chmod_fd(node, mode)
+                chown_fd(node, dev.get("uid", 0), dev.get("gid", 0))
+            finally:
+                os.close(node)
+        finally:
+            os.close(parent)
+
+    def _bind_host_device(self, host_path: str, parent: int, name: str) -> None:
+        """mknod is not allowed in a user namespace: bind the host's node instead."""
+        tree = clone_tree(host_path, recursive=False)
+        try:
+            mode = os.fstat(tree).st_mode
+            if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+                raise OSError(errno.EINVAL, f"{host_path} on the host is not a device")
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o644, dir_fd=parent))
+            target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            try:
+                linux.move_mount_to_fd(tree, target, host_path)
+            finally:
+                os.close(target)
+        finally:
+            os.close(tree)
 
     def create_dev_symlinks(self) -> None:
-        dev = secure_join(self.rootfs, "/dev")
-        if not os.path.isdir(dev):
-            return
-        links = list(DEV_SYMLINKS)
-        if os.path.exists("/proc/kcore"):
-            links.append(("/proc/kcore", "/dev/core"))
-        if os.path.isdir(os.path.join(dev, "pts")) and os.path.exists(os.path.join(dev, "pts", "ptmx")):
-            # Use the container's own devpts instance for new ptys.
-            ptmx = os.path.join(dev, "ptmx")
-            if os.path.lexists(ptmx):
-                os.unlink(ptmx)
-            links.append(("pts/ptmx", "/dev/ptmx"))
-        for target, name in links:
-            path = secure_join(self.rootfs, name)
-            if not os.path.lexists(path):
-                os.symlink(target, path)
+        dev = self.root.open("/dev", os.O_PATH | os.O_DIRECTORY)
+        try:
+            links = list(DEV_SYMLINKS)
+            if os.path.exists("/proc/kcore"):
+                links.append(("/proc/kcore", "/dev/core"))
+            if _exists_below(dev, "pts/ptmx"):
+                # Use the container's own devpts instance for new ptys.
+                if _lexists_at(dev, "ptmx"):
+                    os.unlink("ptmx", dir_fd=dev)
+                links.append(("pts/ptmx", "/dev/ptmx"))
+            for target, name in links:
+                name = name[len("/dev/"):]
+                if not _lexists_at(dev, name):
+                    os.symlink(target, name, dir_fd=dev)
+        finally:
+            os.close(dev)
 
     # -- switching root --------------------------------------------------------------------
     def pivot(self, no_pivot: bool) -> None:
+        if self.root is not None:
+            self.root.close()
         if no_pivot:
             os.chdir(self.rootfs)
             linux.mount(self.rootfs, "/", None, linux.MS_MOVE)
@@ -359,35 +461,98 @@ class RootfsBuilder:
 
     # -- after pivot_root ------------------------------------------------------------------
     def finish(self) -> None:
-        for path in self.linux.get("maskedPaths") or []:
-            mask_path(path)
-        for path in self.linux.get("readonlyPaths") or []:
-            readonly_path(path)
-        if self.config["root"].get("readonly"):
-            remount_bind("/", linux.MS_RDONLY)
+        with Root("/") as root:
+            for path in self.linux.get("maskedPaths") or []:
+                mask_path(root, path)
+            for path in self.linux.get("readonlyPaths") or []:
+                readonly_path(root, path)
+            if self.config["root"].get("readonly"):
+                linux.mount_setattr(root.fd, linux.MOUNT_ATTR_RDONLY)
+
+    def bind_console(self, pty: int) -> None:
+        """Bind the terminal `pty` over /dev/console (after pivot_root). A /dev that is not
+        the container's own gets no new entry: its console, if it has one, is covered."""
+        with Root("/") as root:
+            try:
+                if self.own_dev:
+                    target = root.make_file("/dev/console")
+                else:
+                    target = root.open("/dev/console")
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            try:
+                tree = clone_tree("", recursive=False, dirfd=pty)
+                try:
+                    linux.move_mount_to_fd(tree, target, "/dev/console")
+                finally:
+                    os.close(tree)
+            finally:
+                os.close(target)
 
 
-def mask_path(path: str) -> None:
+def _lexists_at(dirfd: int, name: str) -> bool:
     try:
-        if os.path.isdir(path):
-            linux.mount("tmpfs", path, "tmpfs", linux.MS_RDONLY)
-        else:
-            linux.mount("/dev/null", path, None, linux.MS_BIND)
+        os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        return True
     except FileNotFoundError:
-        pass
-    except OSError as e:
-        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
-            raise
+        return False
 
 
-def readonly_path(path: str) -> None:
+def _exists_below(dirfd: int, relative: str) -> bool:
+    """`relative` exists below `dirfd`, reached without following any symlink."""
+    from pyruntime.init.inroot import open_beneath
+
     try:
-        linux.mount(path, path, None, linux.MS_BIND | linux.MS_REC)
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            return
-        raise
-    remount_bind(path, linux.MS_RDONLY | linux.MS_REC)
+        os.close(open_beneath(dirfd, relative))
+        return True
+    except OSError:
+        return False
+
+
+def mask_path(root: Root, path: str) -> None:
+    """Hide `path`: a read-only empty tmpfs over a directory, the container's /dev/null over
+    anything else. Neither needs /proc: both are detached mounts attached by fd."""
+    try:
+        target = root.open(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(target).st_mode):
+            tree = linux.fsmount_new("tmpfs", [("source", "tmpfs")], linux.MOUNT_ATTR_RDONLY)
+        else:
+            try:
+                null = root.open("/dev/null")
+            except FileNotFoundError:
+                raise RuntimeUserError(f"linux.maskedPaths: cannot mask {path}: "
+                                       "the container has no /dev/null") from None
+            try:
+                tree = clone_tree("", recursive=False, dirfd=null)
+            finally:
+                os.close(null)
+        try:
+            linux.move_mount_to_fd(tree, target, path)
+        finally:
+            os.close(tree)
+    finally:
+        os.close(target)
+
+
+def readonly_path(root: Root, path: str) -> None:
+    """Make `path` and every mount below it read-only; the other flags of what it covers
+    (nosuid, nodev, noexec) stay, as the copy keeps them."""
+    try:
+        target = root.open(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        tree = clone_tree("", recursive=True, dirfd=target)
+        try:
+            linux.mount_setattr(tree, linux.MOUNT_ATTR_RDONLY, recursive=True)
+            linux.move_mount_to_fd(tree, target, path)
+        finally:
+            os.close(tree)
+    finally:
+        os.close(target)
 
 
 def _own_cgroups() -> list[tuple[str, str, str]]:

@@ -76,14 +76,44 @@ _SYS_PIVOT_ROOT = 155
 _SYS_CAPGET = 125
 _SYS_CAPSET = 126
 _SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
+_SYS_FSOPEN = 430
+_SYS_FSCONFIG = 431
+_SYS_FSMOUNT = 432
+_SYS_OPENAT2 = 437
 _SYS_MOUNT_SETATTR = 442
 
 # The new mount API (linux/mount.h).
 AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
 AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+FSOPEN_CLOEXEC = 1
+FSMOUNT_CLOEXEC = 1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+# openat2(2) resolve flags (linux/openat2.h).
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
 
 _libc = None
 
@@ -133,20 +163,62 @@ def umount2(target: str, flags: int = 0) -> None:
     _check(_lib().umount2(_b(target), flags), f"umount {target}")
 
 
-def open_tree(path: str, flags: int) -> int:
-    """A file descriptor for the mount tree at `path`; with OPEN_TREE_CLONE, a detached copy
-    that belongs to no mount namespace."""
-    return _check(_lib().syscall(_SYS_OPEN_TREE, AT_FDCWD, _b(path), flags), f"open_tree({path})")
+def open_tree(path: str, flags: int, dirfd: int = AT_FDCWD) -> int:
+    """A file descriptor for the mount tree at `path` (relative to `dirfd`; "" with
+    AT_EMPTY_PATH for `dirfd` itself); with OPEN_TREE_CLONE, a detached copy that belongs to no
+    mount namespace (AT_RECURSIVE: with its submounts)."""
+    return _check(_lib().syscall(_SYS_OPEN_TREE, dirfd, _b(path), flags),
+                  f"open_tree({path or dirfd})")
 
 
-def mount_setattr(fd: int, attr_set: int) -> None:
-    """Set mount attributes on the mount `fd` (from open_tree) refers to."""
+def mount_setattr(fd: int, attr_set: int, attr_clr: int = 0, propagation: int = 0,
+                  recursive: bool = False) -> None:
+    """Change the attributes of the mount `fd` refers to (and of every mount below it when
+    `recursive`): MOUNT_ATTR_* bits to set and clear, and an MS_* propagation type."""
     import ctypes
     import struct
 
-    attr = struct.pack("=QQQQ", attr_set, 0, 0, 0)  # struct mount_attr
-    _check(_lib().syscall(_SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH, attr, ctypes.c_size_t(len(attr))),
-           f"mount_setattr({fd}, {attr_set:#x})")
+    attr = struct.pack("=QQQQ", attr_set, attr_clr, propagation, 0)  # struct mount_attr
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    _check(_lib().syscall(_SYS_MOUNT_SETATTR, fd, b"", flags, attr, ctypes.c_size_t(len(attr))),
+           f"mount_setattr({fd}, set {attr_set:#x}, clear {attr_clr:#x})")
+
+
+def move_mount_to_fd(tree_fd: int, target_fd: int, what: str = "") -> None:
+    """Attach the detached mount `tree_fd` (open_tree CLONE, fsmount) on the directory or file
+    `target_fd` refers to: no path is walked, so nothing can be swapped in between."""
+    flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+    _check(_lib().syscall(_SYS_MOVE_MOUNT, tree_fd, b"", target_fd, b"", flags),
+           f"move_mount {what or tree_fd} onto fd {target_fd}")
+
+
+def fsmount_new(fstype: str, options: list[tuple[str, str | None]] = (), attr_flags: int = 0) -> int:
+    """A new, detached filesystem of `fstype` (fsopen, fsconfig, fsmount): `options` are its
+    key=value (or bare flag) options, `attr_flags` the MOUNT_ATTR_* of the mount. Nothing is
+    walked to make it, and no /proc is needed; move_mount_to_fd attaches it."""
+    fs = _check(_lib().syscall(_SYS_FSOPEN, _b(fstype), FSOPEN_CLOEXEC), f"fsopen({fstype})")
+    try:
+        for key, value in options:
+            command = FSCONFIG_SET_FLAG if value is None else FSCONFIG_SET_STRING
+            _check(_lib().syscall(_SYS_FSCONFIG, fs, command, _b(key), _b(value), 0),
+                   f"{fstype} option {key}{'' if value is None else '=' + value}")
+        _check(_lib().syscall(_SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0),
+               f"fsconfig({fstype}, create)")
+        return _check(_lib().syscall(_SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, attr_flags),
+                      f"fsmount({fstype})")
+    finally:
+        os.close(fs)
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): open `path` relative to `dirfd` with the kernel enforcing `resolve`
+    (RESOLVE_IN_ROOT: symlinks and ".." are resolved as if `dirfd` were "/")."""
+    import ctypes
+    import struct
+
+    how = struct.pack("=QQQ", flags, mode, resolve)  # struct open_how
+    return _check(_lib().syscall(_SYS_OPENAT2, dirfd, _b(path), how, ctypes.c_size_t(len(how))),
+                  f"openat2({path!r})")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

@@ -133,20 +133,28 @@ def mount_into_container(pid: int, rootfs: str, files: dict[str, str]) -> None:
 
 def _enter_and_mount(pid: int, rootfs: str, files: dict[str, str]) -> None:
     from pyruntime import linux
-    from pyruntime.init.rootfs import secure_join
+    from pyruntime.init.inroot import Root
+    from pyruntime.init.rootfs import clone_tree
 
     fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     linux.setns(fd, linux.CLONE_NEWNS)
     os.close(fd)
-    for destination, source in files.items():
-        target = secure_join(rootfs, destination)
-        if not os.path.lexists(target):
-            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644))
-        try:
-            linux.mount(source, target, None, linux.MS_BIND)
-        except OSError as e:
-            raise OSError(f"bind {source} on {destination}: {e.strerror or e}") from None
+    # The container's processes may already be changing its tree: each target is resolved
+    # inside the rootfs by the kernel and the file is attached to exactly what was opened.
+    with Root(rootfs) as root:
+        for destination, source in files.items():
+            try:
+                target = root.make_file(destination)
+                try:
+                    tree = clone_tree(source, recursive=False)
+                    try:
+                        linux.move_mount_to_fd(tree, target, destination)
+                    finally:
+                        os.close(tree)
+                finally:
+                    os.close(target)
+            except OSError as e:
+                raise OSError(f"bind {source} on {destination}: {e.strerror or e}") from None
 
 
 def read_json(path: str) -> dict | None:
