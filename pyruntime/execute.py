@@ -18,12 +18,13 @@ def process_from_flags(config: dict, args: list[str], *, process_file: str | Non
     """The process to exec: a --process file as given, or the container's own process with the
     command line and runc's exec flags applied on top."""
     if process_file:
+        from pyruntime.spec.validate import MAX_CONFIG_BYTES, read_bounded_file
+
+        raw = read_bounded_file(process_file, MAX_CONFIG_BYTES,
+                                missing=f"--process {process_file}: no such file")
         try:
-            with open(process_file) as f:
-                process = json.load(f)
-        except OSError as e:
-            raise RuntimeUserError(f"--process {process_file}: {e.strerror}") from None
-        except ValueError as e:
+            process = json.loads(raw)
+        except (ValueError, RecursionError) as e:
             raise RuntimeUserError(f"--process {process_file}: not valid JSON: {e}") from None
         if not isinstance(process, dict) or not process.get("args"):
             raise RuntimeUserError(f"--process {process_file}: args: a command is required")
@@ -67,6 +68,8 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
     from pyruntime import cgroups, linux
     from pyruntime.init import execin, reexec, seccomp, sync
 
+    if pid_file:
+        lifecycle.check_pid_file_dir(pid_file)
     terminal = bool(process.get("terminal"))
     if not detach:
         linux.set_child_subreaper()  # the exec'ed process is a grandchild
@@ -83,7 +86,8 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
                                   seccomp_program=seccomp.compiled_for(state.config))
         stage = None
         try:
-            stage = reexec.start("exec", {cdir.lock_fd} if cdir.lock_fd is not None else set())
+            stage = reexec.start("exec", preserve_fds,
+                                 {cdir.lock_fd} if cdir.lock_fd is not None else set())
             stage1_pid, parent_sock = stage.pid, stage.sock
             try:
                 stage.send(opts)
@@ -113,7 +117,11 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
                 console.close()
             proxy.close()
     if pid_file:
-        lifecycle.write_pid_file(pid_file, pid)
+        try:
+            lifecycle.write_pid_file(pid_file, pid)
+        except RuntimeUserError:
+            lifecycle.kill_and_wait(pid)   # nobody would know the process to stop it
+            raise
     if detach:
         return 0
     try:

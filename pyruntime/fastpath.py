@@ -127,7 +127,7 @@ def dispatch(command: str, o: dict) -> int:
         from pyruntime.init import reexec
 
         warmup.start()
-        stage = reexec.start("init")
+        stage = reexec.start("init", preserve_fds=o["preserve_fds"])
     try:
         return _dispatch(command, o, stage)
     finally:

@@ -15,7 +15,8 @@ import time
 from pyruntime import log
 from pyruntime.errors import ContainerNotFound, InvalidState, RuntimeUserError
 from pyruntime.state import (CREATED, CREATING, PAUSED, RUNNING, STOPPED, ContainerDir,
-                             ContainerState, oci_state, process_start_time, status_of, utc_now)
+                             ContainerState, check_id, oci_state, process_start_time, status_of,
+                             utc_now)
 
 
 class Undo:
@@ -49,21 +50,29 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
     bundle's config already loaded (both from `run`); `stage`: the init's stage 1, started
     ahead (reexec.start) while the runtime was still loading; the caller abandons it if the
     create fails before sending it its options."""
-    from pyruntime import spec
+    from pyruntime import cgroups, spec
 
+    check_id(container_id)
     bundle = os.path.abspath(bundle)
+    if pid_file:
+        check_pid_file_dir(pid_file)
     if config is None:
         config = spec.load_config(bundle)
+    cgroup = cgroups.open_manager(cgroups.resolve_path(
+        (config.get("linux") or {}).get("cgroupsPath"), container_id))
     cdir = ContainerDir(root, container_id)
     cdir.make()
     undo = Undo()
     undo.push("remove state directory", cdir.remove)
     try:
         cdir.lock()
+        # The cgroup is on record before it exists: a runtime killed at any point of the
+        # create leaves a state that `delete --force` can clean up completely.
         state = ContainerState(id=container_id, bundle=bundle, config=config,
-                               created=utc_now(), owner=_owner())
+                               created=utc_now(), owner=_owner(), cgroup=cgroup.to_dict())
         cdir.save(state)
-        _create_container(cdir, state, undo, console_socket, no_pivot, preserve_fds, console, stage)
+        _create_container(cdir, state, cgroup, undo, console_socket, no_pivot, preserve_fds,
+                          console, stage)
         if pid_file:
             write_pid_file(pid_file, state.pid)
         return state
@@ -74,16 +83,15 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
         cdir.unlock()
 
 
-def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
+def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: Undo,
                       console_socket: str | None, no_pivot: bool, preserve_fds: int, console,
                       stage) -> None:
-    from pyruntime import cgroups, hooks
+    from pyruntime import hooks
     from pyruntime.init import container, reexec, seccomp, sync
 
     config = state.config
     lx = config.get("linux") or {}
     process = config.get("process") or {}
-    cgroup = cgroups.open_manager(cgroups.resolve_path(lx.get("cgroupsPath"), state.id))
     # Pushed before the init exists so that it runs after the init is killed; it only removes
     # what create() made (a failing create() has already cleaned up after itself).
     cgroup_made = False
@@ -100,16 +108,20 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         if stage is None:
             # The container lock must not stay with the child: a flock is shared by every
             # copy of its fd, and `start` would wait for it forever.
-            stage = reexec.start("init", {cdir.lock_fd} if cdir.lock_fd is not None else set())
+            stage = reexec.start("init", preserve_fds,
+                                 {cdir.lock_fd} if cdir.lock_fd is not None else set())
         stage1_pid, parent_sock = stage.pid, stage.sock
         undo.push("stop init", stage.kill)
         stage.send(opts)
         # The new interpreter started up while the runtime loaded; stage 1 waits for
         # "cgroup-ready" before it does anything. The devices the init creates must be
         # allowed by the devices controller.
+        existed = cgroup.exists()
+        if existed:
+            _refuse_frozen(cgroup)  # before anything is written to it
         cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
-        cgroup_made = True
-        state.cgroup = cgroup.to_dict()
+        cgroup_made = not existed   # a rollback removes only a cgroup this create made
+        _refuse_frozen(cgroup)      # new, but below a frozen parent
         cgroup.add_process(stage1_pid)
         sync.send(parent_sock, "cgroup-ready")
         msg = sync.recv(parent_sock, "userns", "init-pid")
@@ -118,7 +130,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
             sync.send(parent_sock, "userns-mapped")
             msg = sync.recv(parent_sock, "init-pid")
         state.pid = msg["pid"]
-        undo.push("stop container init", lambda: _kill_and_wait(state.pid))
+        undo.push("stop container init", lambda: kill_and_wait(state.pid))
         # "init-go" only keeps the init's messages behind stage 1's report: the init goes on
         # with its mounts while the state with its pid is saved
         sync.send(parent_sock, "init-go")
@@ -139,19 +151,28 @@ def _create_container(cdir: ContainerDir, state: ContainerState, undo: Undo,
         bare.pop("annotations", None)
         sync.send(parent_sock, "hooks-done", state=bare)
         sync.recv(parent_sock, "ready")
+        state.creating = False
+        cdir.save(state)
+        # Only now may the init wait for `start`: a runtime killed before this point closes
+        # the channel instead, and the init exits rather than wait forever.
+        sync.send(parent_sock, "created")
     finally:
         if stage is not None:
             stage.close()
         if console:
             console.close()
-    state.creating = False
-    cdir.save(state)
+
+
+def _refuse_frozen(cgroup) -> None:
+    """A process moved into a frozen cgroup stops there, and the create with it, for good."""
+    if cgroup.stops_processes():
+        raise RuntimeUserError(f"cannot create a container in the frozen cgroup {cgroup.path}")
 
 
 def _poststop_after_failure(state: ContainerState) -> None:
     from pyruntime import hooks
 
-    _kill_and_wait(state.pid)
+    kill_and_wait(state.pid)
     hooks.run_hooks(state.config, "poststop", oci_state(state, STOPPED), fatal=False)
 
 
@@ -173,11 +194,25 @@ def connect_console(path: str | None, terminal: bool):
     return sock
 
 
+def check_pid_file_dir(path: str) -> None:
+    """Refuse a --pid-file whose directory is missing before anything is made."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise RuntimeUserError(f"--pid-file {path}: directory {directory} does not exist")
+
+
 def write_pid_file(path: str, pid: int) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise RuntimeUserError(f"--pid-file {path}: cannot write it: {e.strerror}") from None
 
 
 def _owner() -> str:
@@ -189,7 +224,7 @@ def _owner() -> str:
         return str(os.geteuid())
 
 
-def _kill_and_wait(pid: int, timeout: float = 10.0) -> None:
+def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
     """SIGKILL `pid` and wait until it is gone (reaped, or a zombie nobody waits for)."""
     start_time = process_start_time(pid)
     if start_time is None:
@@ -351,13 +386,13 @@ def _stop_everything(state: ContainerState) -> None:
         _signal(pid, signal.SIGKILL)
     _thaw(state)
     for pid in pids:
-        _kill_and_wait(pid)
+        kill_and_wait(pid)
 
 
 def _kill_leftovers(state: ContainerState) -> None:
     """The init is gone, but without a PID namespace of their own its children may not be."""
     for pid in _container_pids(state):
-        _kill_and_wait(pid)
+        kill_and_wait(pid)
 
 
 def _thaw(state: ContainerState) -> None:

@@ -32,16 +32,30 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
+# The id names a directory (and a cgroup, a netns): one file name, at most 255 bytes.
+MAX_ID_LENGTH = 255
+
+
 def is_valid_id(name: str) -> bool:
-    return bool(name) and _ID_CHARS.issuperset(name) and name not in (".", "..")
+    return (bool(name) and len(name) <= MAX_ID_LENGTH and _ID_CHARS.issuperset(name)
+            and name not in (".", ".."))
 
 
 def check_id(container_id: str) -> str:
+    if len(container_id) > MAX_ID_LENGTH:
+        raise RuntimeUserError(f"invalid container id: {len(container_id)} characters long, "
+                               f"at most {MAX_ID_LENGTH} are allowed")
     if not is_valid_id(container_id):
         raise RuntimeUserError(
             f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.'"
         )
     return container_id
+
+
+def check_root(root: str) -> None:
+    """--root must be a directory (it is made if missing)."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise RuntimeUserError(f"--root {root} is not a directory")
 
 
 def process_start_time(pid: int) -> int | None:
@@ -110,7 +124,11 @@ class ContainerDir:
     # -- existence -------------------------------------------------------------------------
     def make(self) -> None:
         """Create the directory; an existing one means the id is taken."""
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        check_root(self.root)
+        try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+        except OSError as e:
+            raise RuntimeUserError(f"--root {self.root}: cannot create it: {e.strerror}") from None
         try:
             os.mkdir(self.path, 0o711)
         except FileExistsError:
@@ -143,6 +161,9 @@ class ContainerDir:
         try:
             fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        except NotADirectoryError:
+            check_root(self.root)
             raise ContainerNotFound(self.id) from None
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         self._lock_fd = fd
@@ -229,6 +250,9 @@ def list_ids(root: str) -> list[str]:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        check_root(root)
+        raise
     return sorted(n for n in names if is_valid_id(n) and os.path.isfile(os.path.join(root, n, STATE_FILE)))
 
 

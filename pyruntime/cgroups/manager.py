@@ -171,8 +171,16 @@ class CgroupManager:
         return merged
 
     def destroy(self) -> None:
+        """Remove the cgroup from every hierarchy. Each is tried; one error names every
+        directory that could not be removed."""
+        failed = []
         for directory in self.directories():
-            remove_cgroup_dir(directory)
+            try:
+                remove_cgroup_dir(directory)
+            except RuntimeUserError as e:
+                failed.append(e.message)
+        if failed:
+            raise RuntimeUserError("; ".join(failed))
 
     # -- driver hooks ------------------------------------------------------------------
     def directories(self) -> list[str]:
@@ -207,6 +215,10 @@ class CgroupManager:
         raise NotImplementedError
 
     def is_frozen(self) -> bool:
+        raise NotImplementedError
+
+    def stops_processes(self) -> bool:
+        """A process put in this cgroup would be frozen (by it or by an ancestor)."""
         raise NotImplementedError
 
     def stats(self) -> dict:

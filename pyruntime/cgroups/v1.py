@@ -230,6 +230,10 @@ class V1Manager(CgroupManager):
     def is_frozen(self) -> bool:
         return self._freezer_state() == "FROZEN"
 
+    def stops_processes(self) -> bool:
+        # a child of a frozen cgroup reads FROZEN too (the parent's state is inherited)
+        return self._freezer_state() in ("FROZEN", "FREEZING")
+
     # -- reading -------------------------------------------------------------------------
     def read(self, controller: str, name: str) -> str | None:
         d = self.dir(controller)

@@ -169,6 +169,11 @@ class V2Manager(CgroupManager):
     def is_frozen(self) -> bool:
         return (read_text(os.path.join(self.dir, "cgroup.freeze")) or "0").strip() == "1"
 
+    def stops_processes(self) -> bool:
+        # frozen by itself, or below a frozen ancestor (cgroup.events says so then)
+        events = read_text(os.path.join(self.dir, "cgroup.events")) or ""
+        return self.is_frozen() or "frozen 1" in events.splitlines()
+
     # -- reading -------------------------------------------------------------------------
     def read(self, name: str) -> str | None:
         return read_text(os.path.join(self.dir, name))

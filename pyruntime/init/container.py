@@ -259,6 +259,9 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
         keep.add(opts.console_sock)
     proc.close_fds_from(3 + opts.preserve_fds, keep)
     sync.send(sock, "ready")
+    # The runtime has saved the container as created: until then a runtime that died would
+    # leave us waiting for a `start` that no one can send (the channel's EOF ends us instead).
+    sync.recv(sock, "created")
     os.close(sock)
 
 

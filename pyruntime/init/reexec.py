@@ -133,9 +133,11 @@ class Stage:
         self.close()
 
 
-def start(stage: str, close_in_child: set[int] = frozenset()) -> Stage:
+def start(stage: str, preserve_fds: int = 0, close_in_child: set[int] = frozenset()) -> Stage:
     """Fork a process that becomes `stage` ("init" or "exec") in a fresh sealed interpreter.
-    `close_in_child`: runtime fds the child must not keep (the container lock)."""
+    It keeps stdio, the caller's `preserve_fds` fds from 3 on (--preserve-fds) and its own two
+    channels; `close_in_child`: runtime fds it must not keep even among those (the container
+    lock)."""
     interpreter = sealed_interpreter()
     payload = -1
     parent_sock = child_sock = -1
@@ -144,7 +146,8 @@ def start(stage: str, close_in_child: set[int] = frozenset()) -> Stage:
         payload = os.memfd_create("pyruntime-options", os.MFD_CLOEXEC)
         pid = os.fork()
         if pid == 0:
-            _exec_stage(interpreter, payload, stage, parent_sock, child_sock, close_in_child)
+            _exec_stage(interpreter, payload, stage, parent_sock, child_sock, preserve_fds,
+                        close_in_child)
     except BaseException:
         for fd in (payload, parent_sock):
             if fd >= 0:
@@ -158,12 +161,13 @@ def start(stage: str, close_in_child: set[int] = frozenset()) -> Stage:
 
 
 def _exec_stage(interpreter: int, payload: int, stage: str, parent_sock: int, child_sock: int,
-                close_in_child: set[int]) -> None:
+                preserve_fds: int, close_in_child: set[int]) -> None:
     """In the forked child: never returns."""
     try:
         os.close(parent_sock)
         for fd in close_in_child:
             os.close(fd)
+        close_all_but(set(range(3, 3 + preserve_fds)) | {interpreter, child_sock, payload})
         linux.set_pdeathsig(SIGKILL)  # kept across execve
         for fd in (child_sock, payload):
             os.set_inheritable(fd, True)
@@ -173,6 +177,18 @@ def _exec_stage(interpreter: int, payload: int, stage: str, parent_sock: int, ch
     except BaseException as e:
         sync.send_error(child_sock, f"cannot start the container process: {e}")
     os._exit(1)
+
+
+def close_all_but(keep: set[int]) -> None:
+    """Close every fd from 3 up that is not in `keep`. Whatever the caller had open (a flock
+    lock, the write end of a pipe it reads to EOF) must not live on in a container that can
+    outlast it: `flock L pyruntime create` would keep L locked for the container's life."""
+    low = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 def _fd_of(value) -> int:

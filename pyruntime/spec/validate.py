@@ -7,8 +7,10 @@ rejected.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 
 from pyruntime import log
 from pyruntime.errors import ConfigError, RuntimeUserError
@@ -55,27 +57,84 @@ def validate_document(doc: dict, kind: str) -> None:
         raise ConfigError(problems, source=_SOURCES[kind])
 
 
+# No real config comes near these: podman's, seccomp profile and all, is ~20 KB and 8 deep.
+MAX_CONFIG_BYTES = 32 << 20
+MAX_CONFIG_DEPTH = 64
+
+
 def read_config(bundle: str) -> dict:
-    """Parse `<bundle>/config.json`; every way this can fail becomes a RuntimeUserError."""
+    """Parse `<bundle>/config.json`; every way this can fail becomes a RuntimeUserError.
+    Only a regular file of a sane size is read: a FIFO, a device (/dev/zero) or a huge file
+    is refused at once rather than read forever."""
     if not os.path.isdir(bundle):
         what = "is not a directory" if os.path.exists(bundle) else "does not exist"
         raise RuntimeUserError(f"bundle {bundle} {what}")
     path = os.path.join(bundle, "config.json")
+    raw = read_bounded_file(path, MAX_CONFIG_BYTES, missing=f"bundle {bundle} has no config.json")
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise RuntimeUserError(f"bundle {bundle} has no config.json") from None
-    except OSError as e:
-        raise RuntimeUserError(f"cannot read {path}: {e.strerror}") from None
-    try:
-        return json.loads(raw)
+        config = json.loads(raw)
     except json.JSONDecodeError as e:
         raise RuntimeUserError(
             f"invalid config.json: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}"
         ) from None
     except UnicodeDecodeError as e:
         raise RuntimeUserError(f"invalid config.json: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise RuntimeUserError(f"invalid config.json: nested more than {MAX_CONFIG_DEPTH} levels deep") from None
+    if json_depth(config) > MAX_CONFIG_DEPTH:
+        raise RuntimeUserError(f"invalid config.json: nested more than {MAX_CONFIG_DEPTH} levels deep")
+    return config
+
+
+def read_bounded_file(path: str, limit: int, missing: str) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them; `missing` is the
+    message when it does not exist. Anything else (a FIFO, a device) is refused unread."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise RuntimeUserError(missing) from None
+    except OSError as e:
+        raise RuntimeUserError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            what = os.strerror(errno.EISDIR) if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise RuntimeUserError(f"cannot read {path}: {what}")
+        if st.st_size > limit:
+            raise RuntimeUserError(f"cannot read {path}: {st.st_size} bytes, more than the "
+                                   f"{limit} allowed")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+        raise RuntimeUserError(f"cannot read {path}: it grew past {limit} bytes while read")
+    except OSError as e:
+        raise RuntimeUserError(f"cannot read {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def json_depth(document: object) -> int:
+    """How deeply containers nest in a parsed JSON document (a scalar is 0), counted without
+    recursion: a hostile document must not be able to exhaust the stack of what checks it."""
+    deepest = 0
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children
+                       if isinstance(child, (dict, list)))
+    return deepest
 
 
 def load_config(bundle: str) -> dict:
