@@ -8,9 +8,10 @@ treats the rootfs fd as "/" for every symlink and "..", even one swapped in mid-
 magic links (/proc/self/fd/N, /proc/1/root); what is created is created relative to a directory
 fd, and the fd returned is what the caller mounts on, chmods or enters.
 
-`secure_join` stays as the planner: it says where a path points inside the root, following the
-image's symlinks as if the root were "/", so that a dangling symlink names the file to create.
-The kernel then enforces that the walk stays inside, whatever the tree looks like by then.
+What exists is opened by the kernel's walk alone. Only for what is missing does `secure_join`
+plan where the path points inside the root (following the image's symlinks as if the root were
+"/", so that a dangling symlink names the file to create); the kernel then enforces that every
+walk of that plan stays inside, whatever the tree looks like by then.
 """
 
 from __future__ import annotations
@@ -104,8 +105,9 @@ class Root:
         return os.path.relpath(planned, self.path) if planned != self.path else "."
 
     def open(self, container_path: str, flags: int = _O_PATH) -> int:
-        """Open an existing `container_path`; the walk cannot leave the root."""
-        return _openat2(self.fd, self.relative(container_path), flags | os.O_CLOEXEC, _RESOLVE)
+        """Open an existing `container_path`: the kernel walks it, inside the root, refusing
+        magic links."""
+        return _openat2(self.fd, container_path.lstrip("/") or ".", flags | os.O_CLOEXEC, _RESOLVE)
 
     def lstat(self, container_path: str) -> os.stat_result | None:
         """lstat of the entry itself (a final symlink is not followed), or None when missing."""
@@ -124,8 +126,13 @@ class Root:
         """Open the directory `container_path`, creating what is missing of it. With
         `on_mounts`, what exists of it must lie on one of those mounts (by id) before anything
         is made: EXDEV otherwise."""
-        parts = [p for p in self.relative(container_path).split("/") if p not in ("", ".")]
-        fd, have = self._deepest_existing(parts)
+        try:
+            fd, parts, have = self.open(container_path, os.O_PATH | os.O_DIRECTORY), [], 0
+        except FileNotFoundError:
+            # Something is missing: the plan says what to make (a dangling symlink of the
+            # image names a directory to create inside the root).
+            parts = [p for p in self.relative(container_path).split("/") if p not in ("", ".")]
+            fd, have = self._deepest_existing(parts)
         try:
             if on_mounts is not None and mount_id(fd) not in on_mounts:
                 raise OSError(errno.EXDEV, f"{container_path} is on a mount that is not the "
@@ -154,18 +161,21 @@ class Root:
             head, name = os.path.split(self.relative(container_path))
         else:
             head, name = os.path.split(container_path.rstrip("/"))
-            head = self.relative(head or "/")
         if name in ("", ".", ".."):
             raise RuntimeUserError(f"{container_path!r} names no entry inside the container's root")
         if create:
             return self.mkdir_all("/" + head, on_mounts=on_mounts), name
         try:
-            return _openat2(self.fd, head or ".", _O_PATH | os.O_DIRECTORY, _RESOLVE), name
+            return self.open("/" + head, os.O_PATH | os.O_DIRECTORY), name
         except (FileNotFoundError, NotADirectoryError):
             return -1, name
 
     def make_file(self, container_path: str, mode: int = 0o644) -> int:
         """Open the file `container_path` (O_PATH), creating an empty one if nothing is there."""
+        try:
+            return self.open(container_path)
+        except FileNotFoundError:
+            pass
         parent, name = self.open_parent(container_path)
         try:
             try:

@@ -150,7 +150,7 @@ def clone_tree(source: str, recursive: bool, dirfd: int = linux.AT_FDCWD) -> int
 def dev_is_bind_mounted(mounts: list[dict]) -> bool:
     """runc's rule: a /dev the config bind-mounts is the caller's; nothing is made in it."""
     for m in mounts:
-        if os.path.normpath("/" + (m.get("destination") or "")) != "/dev":
+        if os.path.normpath("/" + (m.get("destination") or "").strip("/")) != "/dev":
             continue
         options = m.get("options") or []
         if m.get("type") == "bind" or "bind" in options or "rbind" in options:
