@@ -327,6 +327,41 @@ def features():
     click.echo(json.dumps(features_document(), indent=2))
 
 
+@main_group.group()
+def network():
+    """Host set-up for networking (the CNI plugin link, the default network)."""
+
+
+cni_bin_option = click.option("--cni-bin-dir", default="/opt/cni/bin", show_default=True,
+                              help="Where CNI runtimes look for plugins.")
+net_config_option = click.option("--config-dir", default="/etc/pyruntime/net.d", show_default=True,
+                                 help="pyruntime's network configuration directory.")
+
+
+@network.command(name="install")
+@cni_bin_option
+@net_config_option
+@click.option("--force", is_flag=True, help="Replace a different file where the plugin link goes.")
+def network_install(cni_bin_dir, config_dir, force):
+    """Link this installation's pyruntime-bridge into the CNI directory and write the default
+    network's conflist (an existing one is kept)."""
+    from pyruntime.network import admin
+
+    for line in admin.install(cni_bin_dir, config_dir, force=force):
+        click.echo(line)
+
+
+@network.command(name="uninstall")
+@cni_bin_option
+@net_config_option
+def network_uninstall(cni_bin_dir, config_dir):
+    """Remove what `network install` made (a conflist changed since is kept)."""
+    from pyruntime.network import admin
+
+    for line in admin.uninstall(cni_bin_dir, config_dir):
+        click.echo(line)
+
+
 def click_main() -> int:
     """Parse and run with click; click's own usage errors are reported here, everything else
     propagates to the entry point (pyruntime.fastpath.main)."""

@@ -31,9 +31,21 @@ from pyruntime.init import sync
 
 SIGKILL = 9  # the signal module would import enum, ~6 ms of the new interpreter's start
 
-# What the new interpreter runs: argv is [-c, stage, sync fd, options memfd, sys.path...].
-BOOTSTRAP = ("import sys; sys.path[:] = sys.argv[4:]; from pyruntime.init.reexec import stage_main; "
-             "stage_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))")
+# What the new interpreter runs: argv is [-c, stage, sync fd, options memfd, home, path...].
+# It starts isolated and without site (-I -S: no .pth files, no site-packages scan), so it
+# sees none of the finders an installation may rely on (an editable install's import hook
+# lives in sys.meta_path, set up by a .pth file). It imports `pyruntime` from `home`, the
+# directory holding the package the runtime itself runs, then takes the runtime's sys.path
+# (plus what stage_path adds) for everything else: pyruntime's own modules then come from
+# that package's directory, whatever else is on the path.
+IMPORT_PYRUNTIME = ("import sys; sys.path[:] = sys.argv[5:]; sys.path.insert(0, sys.argv[4]); "
+                    "import pyruntime; del sys.path[0]; ")
+BOOTSTRAP = IMPORT_PYRUNTIME + ("from pyruntime.init.reexec import stage_main; "
+                                "stage_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))")
+
+# Third-party modules a stage may import: the seccomp binding, when the init builds a filter
+# itself (a profile with load-time flags).
+STAGE_DEPENDENCIES = ("pyseccomp",)
 
 
 def sealed_interpreter() -> int:
@@ -172,7 +184,7 @@ def _exec_stage(interpreter: int, payload: int, stage: str, parent_sock: int, ch
         for fd in (child_sock, payload):
             os.set_inheritable(fd, True)
         argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, stage, str(child_sock), str(payload),
-                *sys.path]
+                *stage_path()]
         os.execve(interpreter, argv, dict(os.environ))
     except BaseException as e:
         sync.send_error(child_sock, f"cannot start the container process: {e}")
@@ -189,6 +201,41 @@ def close_all_but(keep: set[int]) -> None:
             os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, 1 << 20)
+
+
+def stage_path() -> list[str]:
+    """[home, path...] for BOOTSTRAP: home is the directory that holds the imported pyruntime
+    package (a checkout for an editable install, site-packages, a zip); path is this process's
+    sys.path, plus the directory of each of STAGE_DEPENDENCIES that only a finder outside
+    sys.path can locate here (the stage has no such finders)."""
+    import pyruntime
+
+    home = os.path.dirname(os.path.dirname(os.path.abspath(pyruntime.__file__)))
+    path = list(sys.path)
+    for name in STAGE_DEPENDENCIES:
+        where = _import_root(name)
+        if where and where not in path:
+            path.append(where)
+    return [home, *path]
+
+
+def _import_root(name: str) -> str | None:
+    """The sys.path entry top-level module `name` would be imported from (located without
+    importing it, through the finders this process has), or None when it is not found."""
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    if spec is None:
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            spec = find_spec(name, None) if find_spec else None
+            if spec is not None:
+                break
+    if spec is None or not spec.has_location or not spec.origin:
+        return None
+    root = os.path.dirname(spec.origin)
+    if spec.submodule_search_locations is not None:   # a package: origin is its __init__.py
+        root = os.path.dirname(root)
+    return root
 
 
 def _fd_of(value) -> int:

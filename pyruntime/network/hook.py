@@ -75,13 +75,19 @@ def parse_args(argv: list[str]) -> Options:
 
 
 def default_cni_path() -> list[str]:
+    """The CNI directories (/opt/cni/bin, ...), then the directory of this installation's own
+    pyruntime-bridge: a console script beside this hook (see network/locate.py), so a
+    pip-installed pyruntime networks containers without a link in /opt/cni/bin. Only that
+    one directory is added, and last, so what is in the CNI directories wins for every type
+    and a directory such as /usr/local/bin is searched only when it holds our plugin."""
     from pyruntime.cni.runtime import DEFAULT_CNI_PATH
+    from pyruntime.network import locate
 
-    # pyruntime's own plugin is a console script beside the interpreter (or this hook).
-    extra = [os.path.dirname(sys.executable)]
-    if sys.argv and os.path.isfile(sys.argv[0]):
-        extra.append(os.path.dirname(os.path.abspath(sys.argv[0])))
-    return list(DEFAULT_CNI_PATH) + [d for d in dict.fromkeys(extra) if d not in DEFAULT_CNI_PATH]
+    path = list(DEFAULT_CNI_PATH)
+    own = locate.find_own(locate.PLUGIN)
+    if own is not None and os.path.dirname(own) not in path:
+        path.append(os.path.dirname(own))
+    return path
 
 
 class NetworkHook:

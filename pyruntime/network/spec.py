@@ -29,14 +29,16 @@ HOOK_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 
 def default_hook_path() -> str:
-    """The installed console script when there is one, else this checkout's hooks/ script."""
+    """The console script of this installation (beside the running pyruntime, see
+    network/locate.py), else one on PATH, else this checkout's hooks/ script."""
     import shutil
-    import sys
 
-    beside = os.path.join(os.path.dirname(sys.executable), "pyruntime-network-hook")
-    if os.access(beside, os.X_OK):
+    from pyruntime.network import locate
+
+    beside = locate.find_own(locate.HOOK)
+    if beside is not None:
         return beside
-    found = shutil.which("pyruntime-network-hook")
+    found = shutil.which(locate.HOOK)
     if found:
         return os.path.abspath(found)
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

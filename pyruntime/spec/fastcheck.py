@@ -58,19 +58,18 @@ class _LazyPattern:
 _loaded: dict = {}
 
 
-def schema_hash(directory: str) -> str:
+def schema_hash(directory) -> str:
     """A digest of every schema file (name and content) plus what the cached code depends on."""
     digest = zlib.crc32(f"{CACHE_FORMAT}:{sys.version}".encode())
     adler = 1
-    for path in schemas.schema_files(directory):
-        with open(path, "rb") as file:
-            data = os.path.basename(path).encode() + b"\0" + file.read()
+    for entry in schemas.schema_files(directory):
+        data = schemas.file_name(entry).encode() + b"\0" + schemas.read_bytes(entry)
         digest = zlib.crc32(data, digest)
         adler = zlib.adler32(data, adler)
     return f"{digest:08x}{adler:08x}"
 
 
-def generate_source(kind: str, directory: str) -> str:
+def generate_source(kind: str, directory) -> str:
     """Python source of a validator for one document kind, free of third-party imports."""
     import re
 
@@ -137,7 +136,7 @@ def _drop_stale(directory: str, kind: str, keep: str) -> None:
                 pass
 
 
-def fast_validator(kind: str, directory: str | None = None,
+def fast_validator(kind: str, directory=None,
                    cache: str | None = None) -> "Callable[[object], bool] | None":
     """A cheap valid/invalid check for `kind`, or None when fastjsonschema is unavailable.
 
