@@ -147,6 +147,16 @@ def clone_tree(source: str, recursive: bool, dirfd: int = linux.AT_FDCWD) -> int
     return linux.open_tree(source, flags, dirfd)
 
 
+def bind_onto(target: int, source: str = "", dirfd: int = linux.AT_FDCWD, what: str = "") -> None:
+    """Attach a copy of the mount at `source` (a host path, or "" for what `dirfd` refers to)
+    on what the fd `target` refers to."""
+    tree = clone_tree(source, recursive=False, dirfd=dirfd)
+    try:
+        linux.move_mount_to_fd(tree, target, what or source)
+    finally:
+        os.close(tree)
+
+
 def dev_is_bind_mounted(mounts: list[dict]) -> bool:
     """runc's rule: a /dev the config bind-mounts is the caller's; nothing is made in it."""
     for m in mounts:
@@ -481,11 +491,7 @@ class RootfsBuilder:
             except (FileNotFoundError, NotADirectoryError):
                 return
             try:
-                tree = clone_tree("", recursive=False, dirfd=pty)
-                try:
-                    linux.move_mount_to_fd(tree, target, "/dev/console")
-                finally:
-                    os.close(tree)
+                bind_onto(target, dirfd=pty, what="/dev/console")
             finally:
                 os.close(target)
 
@@ -519,20 +525,20 @@ def mask_path(root: Root, path: str) -> None:
     try:
         if stat.S_ISDIR(os.fstat(target).st_mode):
             tree = linux.fsmount_new("tmpfs", [("source", "tmpfs")], linux.MOUNT_ATTR_RDONLY)
-        else:
             try:
-                null = root.open("/dev/null")
-            except FileNotFoundError:
-                raise RuntimeUserError(f"linux.maskedPaths: cannot mask {path}: "
-                                       "the container has no /dev/null") from None
-            try:
-                tree = clone_tree("", recursive=False, dirfd=null)
+                linux.move_mount_to_fd(tree, target, path)
             finally:
-                os.close(null)
+                os.close(tree)
+            return
         try:
-            linux.move_mount_to_fd(tree, target, path)
+            null = root.open("/dev/null")
+        except FileNotFoundError:
+            raise RuntimeUserError(f"linux.maskedPaths: cannot mask {path}: "
+                                   "the container has no /dev/null") from None
+        try:
+            bind_onto(target, dirfd=null, what=path)
         finally:
-            os.close(tree)
+            os.close(null)
     finally:
         os.close(target)
 

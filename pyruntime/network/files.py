@@ -134,7 +134,7 @@ def mount_into_container(pid: int, rootfs: str, files: dict[str, str]) -> None:
 def _enter_and_mount(pid: int, rootfs: str, files: dict[str, str]) -> None:
     from pyruntime import linux
     from pyruntime.init.inroot import Root
-    from pyruntime.init.rootfs import clone_tree
+    from pyruntime.init.rootfs import bind_onto
 
     fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     linux.setns(fd, linux.CLONE_NEWNS)
@@ -146,11 +146,7 @@ def _enter_and_mount(pid: int, rootfs: str, files: dict[str, str]) -> None:
             try:
                 target = root.make_file(destination)
                 try:
-                    tree = clone_tree(source, recursive=False)
-                    try:
-                        linux.move_mount_to_fd(tree, target, destination)
-                    finally:
-                        os.close(tree)
+                    bind_onto(target, source, what=destination)
                 finally:
                     os.close(target)
             except OSError as e:
