@@ -139,6 +139,10 @@ def configure_container(rt: Rtnl, ifname: str, addresses, routes):
     return rt.get_link(ifname)
 
 
+def route_localnet_path(bridge: str) -> str:
+    return f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"
+
+
 def write_sysctl(path: str, value: str) -> None:
     try:
         with open(path) as f:
