@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pyruntime.cni import plugin_name
 from pyruntime.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
 from pyruntime.cni.record import Record
 from pyruntime.cni.request import check_network_name
@@ -160,9 +161,18 @@ def parse_port_mappings(items) -> list[PortMapping]:
     return out
 
 
+def require_plugin_name(name) -> None:
+    """A plugin type is a bare file name in CNI_PATH (see plugin_name.py)."""
+    why = plugin_name.problem(name)
+    if why:
+        raise _invalid(plugin_name.INVALID, f"{name!r}: {why}")
+
+
 def parse_ipam_conf(ipam: dict, network: str) -> IpamConf:
     if not isinstance(ipam, dict) or not isinstance(ipam.get("type"), str) or not ipam["type"]:
         raise _invalid("invalid ipam", "expected an object with a 'type'")
+    # before anything is made: ADD creates the veth pair before it runs the IPAM plugin
+    require_plugin_name(ipam["type"])
     out = IpamConf(type=ipam["type"], raw=ipam)
     out.data_dir = ipam.get("dataDir") or DEFAULT_DATA_DIR
     sets = ipam.get("ranges")

@@ -8,7 +8,7 @@ import os
 import subprocess
 
 from pyruntime.cni import result as cniresult
-from pyruntime.cni.config import BridgeConf, IpamConf
+from pyruntime.cni.config import BridgeConf, IpamConf, require_plugin_name
 from pyruntime.cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CniError
 from pyruntime.cni.request import Request
 
@@ -63,7 +63,9 @@ def gc(bc: BridgeConf, keep: set[tuple[str, str]], req: Request, raw: bytes, bui
 
 def delegate(req: Request, plugin: str, raw: bytes, command: str) -> dict | None:
     """Run an IPAM plugin from CNI_PATH the way a runtime would, with our environment."""
-    exe = next((os.path.join(d, plugin) for d in req.path if os.access(os.path.join(d, plugin), os.X_OK)), None)
+    require_plugin_name(plugin)
+    exe = next((path for path in (os.path.join(d, plugin) for d in req.path)
+                if os.path.isfile(path) and os.access(path, os.X_OK)), None)
     if exe is None:
         raise CniError(INVALID_CONFIG, f"IPAM plugin {plugin!r} not found",
                        f"searched CNI_PATH={':'.join(req.path) or '(empty)'}")

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 
+from pyruntime.cni import plugin_name
 from pyruntime.errors import RuntimeUserError
 
 DEFAULT_CNI_PATH = ("/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni")
@@ -64,9 +65,19 @@ def parse_conflist(data: dict | str | bytes, source: str = "network configuratio
     for index, plugin in enumerate(plugins):
         if not isinstance(plugin, dict) or not isinstance(plugin.get("type"), str) or not plugin["type"]:
             raise CNIError(f"{source}: plugins[{index}] needs a 'type'", ERR_INVALID_CONFIG)
-        if "/" in plugin["type"]:
-            raise CNIError(f"{source}: plugins[{index}].type must be a plain name", ERR_INVALID_CONFIG)
+        check_plugin_name(plugin["type"], f"{source}: plugins[{index}].type")
+        # the plugin runs its IPAM plugin itself, but not every plugin checks the name first
+        ipam = plugin.get("ipam")
+        if isinstance(ipam, dict) and "type" in ipam:
+            check_plugin_name(ipam["type"], f"{source}: plugins[{index}].ipam.type")
     return data
+
+
+def check_plugin_name(name, where: str) -> None:
+    why = plugin_name.problem(name)
+    if why:
+        raise CNIError(f"{where}: {plugin_name.INVALID}: {name!r}: {why}", ERR_INVALID_CONFIG,
+                       details=why)
 
 
 def load_conflist(path: str) -> dict:
@@ -124,6 +135,9 @@ def format_plugin_error(plugin: str, command: str, doc: dict) -> str:
 
 # -- execution -------------------------------------------------------------------------------
 def find_plugin(plugin_type: str, cni_path: list[str]) -> str:
+    """The executable called `plugin_type` in a CNI_PATH directory. Checked here, not only
+    when a list is parsed: DEL runs the list cached on disk at ADD time."""
+    check_plugin_name(plugin_type, "CNI plugin")
     for directory in cni_path:
         candidate = os.path.join(directory, plugin_type)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):

@@ -90,6 +90,24 @@ def test_netns_path_that_is_not_a_netns(tmp_path):
     assert rc != 0 and out["code"] == 4 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["STATUS", "GC", "ADD"])
+def test_ipam_type_outside_cni_path_is_refused_and_never_run(tmp_path, command):
+    """STATUS and GC run a foreign IPAM plugin without a netns: the one place a path in
+    ipam.type would run at once."""
+    mark = tmp_path / "evil-ran"
+    evil = tmp_path / "evil"
+    evil.write_text(f"#!/bin/sh\ntouch {mark}\necho '{{}}'\n")
+    evil.chmod(0o755)
+    plugins = tmp_path / "bin"
+    plugins.mkdir()
+    env = dict(ADD_ENV, CNI_COMMAND=command, CNI_PATH=str(plugins))
+    for name in (str(evil), "../evil", ".."):
+        rc, out, err = run_plugin(conf(ipam={"type": name}), **env)
+        assert rc != 0 and out["code"] == 7 and out["msg"] == "invalid plugin name", out
+        assert repr(name) in out["details"] and "Traceback" not in err
+        assert not mark.exists()
+
+
 def test_error_echoes_the_callers_version():
     rc, out, _ = run_plugin(conf(cniVersion="0.4.0", vlan=3), **ADD_ENV)
     assert rc == 1 and out["cniVersion"] == "0.4.0" and out["code"] == 2

@@ -176,7 +176,7 @@ def test_check_uses_cached_result(env):
     ({"cniVersion": "1.0.0", "plugins": [{"type": "x"}]}, "'name'"),
     ({"cniVersion": "1.0.0", "name": "n", "plugins": []}, "non-empty list"),
     ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"ipam": {}}]}, r"plugins\[0\] needs a 'type'"),
-    ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "../x"}]}, "plain name"),
+    ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "../x"}]}, "invalid plugin name: '../x'"),
 ])
 def test_conflist_validation(doc, message):
     with pytest.raises(CNIError, match=message):
@@ -201,3 +201,41 @@ def test_plugin_config_keeps_static_runtime_config_and_adds_capabilities():
                              {"portMappings": [1]})
     assert conf["runtimeConfig"] == {"mac": "aa", "portMappings": [1]}
     assert conf["prevResult"] == {"ips": []} and conf["name"] == "n"
+
+
+BAD_PLUGIN_NAMES = ["../evil", "/bin/sh", "sub/plugin", "..", ".", "nul\0byte", "x" * 256]
+
+
+@pytest.mark.parametrize("name", BAD_PLUGIN_NAMES)
+def test_conflist_refuses_plugin_types_that_are_not_bare_names(name):
+    for plugin in ({"type": name}, {"type": "bridge", "ipam": {"type": name}}):
+        doc = {"cniVersion": "1.0.0", "name": "n", "plugins": [plugin]}
+        with pytest.raises(CNIError, match="invalid plugin name") as caught:
+            cni.parse_conflist(doc)
+        assert caught.value.code == cni.ERR_INVALID_CONFIG
+
+
+def evil_plugin(tmp) -> tuple:
+    """An executable outside CNI_PATH that leaves a mark when it runs."""
+    mark = tmp / "evil-ran"
+    evil = tmp / "evil"
+    evil.write_text(f"#!/bin/sh\ntouch {mark}\necho '{{}}'\n")
+    evil.chmod(0o755)
+    return evil, mark
+
+
+def test_plugin_outside_cni_path_is_never_run(env):
+    """Lists that skipped parse_conflist (a caller's dict, the cache DEL reads) are checked
+    where the plugin is looked up."""
+    plugins, log, runtime, tmp = env
+    evil, mark = evil_plugin(tmp)
+    for name in ("../evil", str(evil)):
+        conflist = {"cniVersion": "1.0.0", "name": "testnet", "plugins": [{"type": name}]}
+        with pytest.raises(CNIError, match="invalid plugin name") as caught:
+            runtime.add(conflist, "c9", "/proc/self/ns/net")
+        assert caught.value.code == cni.ERR_INVALID_CONFIG
+        runtime._write_cache("testnet", "c9", "eth0", {"config": conflist, "result": {}})
+        with pytest.raises(CNIError, match="invalid plugin name"):
+            runtime.delete(None, "c9", "", network="testnet")
+        assert not mark.exists()
+    assert cni.find_plugin("evil", [str(tmp)]) == str(evil)        # a bare name still works
