@@ -746,3 +746,40 @@ def test_containers_cannot_reach_the_hosts_loopback_services(lab):
     assert lab.run("DEL", conf, "ctr-lo", ns)[0] == 0
     assert our_rules(lab.rules()) == [] and lab.leases() == []
     assert lab.hexec("cat", route_localnet).strip() == "0"
+
+
+def test_netns_that_is_the_plugins_own_is_refused(lab):
+    """CNI_NETNS naming the namespace the plugin runs in (here the lab's "host") under any
+    path: its own /proc entries, another process's, the bind mount `ip netns` made, and
+    /proc/1/ns/net for a plugin that is PID 1 of its own PID namespace. Nothing is made."""
+    if lab.backend == "iptables":
+        pytest.skip("netns checks do not depend on the firewall backend")
+    conf = lab.conf(runtimeConfig={"portMappings": [{"hostPort": 8087, "containerPort": 80}]})
+    holder = subprocess.Popen(["ip", "netns", "exec", lab.host, "sleep", "60"])
+    try:
+        for _ in range(100):           # until the child has entered the lab's host netns
+            if os.stat(f"/proc/{holder.pid}/ns/net").st_ino == os.stat(f"/run/netns/{lab.host}").st_ino:
+                break
+            time.sleep(0.02)
+        links, rules = lab.links(), our_rules(lab.rules())
+        routes = lab.hexec("ip", "route")
+        as_pid1 = ["ip", "netns", "exec", lab.host, "unshare", "--pid", "--fork", "--mount-proc",
+                   str(lab.bin / "pyruntime-bridge")]
+        cases = [("/proc/self/ns/net", None), ("/proc/thread-self/ns/net", None),
+                 (f"/proc/{holder.pid}/ns/net", None), (f"/run/netns/{lab.host}", None),
+                 ("/proc/1/ns/net", as_pid1)]
+        for command in ("ADD", "CHECK"):
+            for path, cmd in cases:
+                env = dict(lab.plugin_env(command, "ctr-own", None), CNI_NETNS=path)
+                proc = subprocess.run(cmd or lab.plugin_cmd(), input=json.dumps(dict(conf, prevResult={
+                    "cniVersion": "1.1.0", "interfaces": [], "ips": []})), text=True, capture_output=True,
+                    env=env, timeout=60)
+                out = json.loads(proc.stdout)
+                assert proc.returncode != 0 and out["code"] == 4, (path, out, proc.stderr)
+                assert out["msg"] == "CNI_NETNS is the plugin's own network namespace", (path, out)
+                assert "Traceback" not in proc.stderr
+                assert lab.links() == links and our_rules(lab.rules()) == rules and lab.leases() == []
+                assert lab.hexec("ip", "route") == routes
+    finally:
+        holder.kill()
+        holder.wait()

@@ -90,6 +90,28 @@ def test_netns_path_that_is_not_a_netns(tmp_path):
     assert rc != 0 and out["code"] == 4 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("kind, what", [
+    ("file", "an ordinary file"), ("directory", "a directory"), ("fifo", "a FIFO"),
+    ("device", "a device"), ("mount namespace", "a mount namespace"),
+])
+@pytest.mark.parametrize("command", ["ADD", "CHECK"])
+def test_netns_must_be_a_network_namespace_file(tmp_path, kind, what, command):
+    """Only nsfs files of network namespaces; a FIFO or device is never opened for real (a
+    FIFO would block the plugin for good)."""
+    import os
+    path = {"file": tmp_path / "plain", "directory": tmp_path, "fifo": tmp_path / "fifo",
+            "device": "/dev/null", "mount namespace": "/proc/self/ns/mnt"}[kind]
+    if kind == "file":
+        path.write_text("")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    stdin = conf(prevResult={"cniVersion": "1.1.0", "interfaces": [], "ips": []})
+    rc, out, err = run_plugin(stdin, **dict(ADD_ENV, CNI_COMMAND=command, CNI_NETNS=str(path)))
+    assert rc != 0 and out["code"] == 4, out
+    assert out["msg"] == "CNI_NETNS is not a network namespace" and what in out["details"], out
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("command", ["STATUS", "GC", "ADD"])
 def test_ipam_type_outside_cni_path_is_refused_and_never_run(tmp_path, command):
     """STATUS and GC run a foreign IPAM plugin without a netns: the one place a path in
