@@ -17,7 +17,7 @@ import os
 import signal
 import subprocess
 
-from pyruntime.cni import plugin_name
+from pyruntime.cni import jsondoc, plugin_name
 from pyruntime.errors import RuntimeUserError
 
 DEFAULT_CNI_PATH = ("/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni")
@@ -45,11 +45,13 @@ class CNIError(RuntimeUserError):
 def parse_conflist(data: dict | str | bytes, source: str = "network configuration") -> dict:
     """Check the shape a runtime relies on: cniVersion, name, a non-empty plugins list, each
     plugin naming its `type`. A single network config (no `plugins`) becomes a one-plugin list."""
-    if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except ValueError as e:
-            raise CNIError(f"{source}: not valid JSON: {e}", ERR_INVALID_CONFIG) from None
+    try:
+        if isinstance(data, (str, bytes)):
+            data = jsondoc.loads(data)
+        else:
+            jsondoc.check(data)     # a deep list would fail later, in json.dumps for a plugin
+    except jsondoc.JsonDocError as e:
+        raise CNIError(f"{source}: {e}", ERR_INVALID_CONFIG) from None
     if not isinstance(data, dict):
         raise CNIError(f"{source}: expected a JSON object", ERR_INVALID_CONFIG)
     if "plugins" not in data and "type" in data:
@@ -83,7 +85,9 @@ def check_plugin_name(name, where: str) -> None:
 def load_conflist(path: str) -> dict:
     try:
         with open(path, "rb") as f:
-            return parse_conflist(f.read(), path)
+            return parse_conflist(jsondoc.read_limited(f), path)
+    except jsondoc.JsonDocError as e:
+        raise CNIError(f"{path}: {e}", ERR_INVALID_CONFIG) from None
     except OSError as e:
         raise CNIError(f"{path}: {e.strerror}", ERR_IO) from None
 
@@ -186,8 +190,8 @@ def _parse_output(plugin: str, command: str, returncode: int, out: bytes, err: b
     doc = None
     if text:
         try:
-            doc = json.loads(text)
-        except ValueError:
+            doc = jsondoc.loads(text)
+        except jsondoc.JsonDocError:
             doc = None
     if returncode != 0:
         if isinstance(doc, dict) and "msg" in doc:
@@ -218,9 +222,9 @@ class CNIRuntime:
     def cached(self, network: str, container_id: str, ifname: str) -> dict | None:
         """{"config": conflist, "result": result, "netns": ..., ...} as written by add()."""
         try:
-            with open(self.cache_path(network, container_id, ifname)) as f:
-                doc = json.load(f)
-        except (OSError, ValueError):
+            with open(self.cache_path(network, container_id, ifname), "rb") as f:
+                doc = jsondoc.loads(jsondoc.read_limited(f))
+        except (OSError, jsondoc.JsonDocError):
             return None
         return doc if isinstance(doc, dict) else None
 

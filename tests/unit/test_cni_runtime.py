@@ -239,3 +239,37 @@ def test_plugin_outside_cni_path_is_never_run(env):
             runtime.delete(None, "c9", "", network="testnet")
         assert not mark.exists()
     assert cni.find_plugin("evil", [str(tmp)]) == str(evil)        # a bare name still works
+
+
+DEEP = "[" * 100000 + "]" * 100000
+
+
+@pytest.mark.parametrize("text", [DEEP, "[" * 500 + "]" * 500,
+                                  '{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "x", "a": %s}]}' % DEEP])
+def test_deeply_nested_conflist_is_a_clear_error(tmp_path, text):
+    path = tmp_path / "n.conflist"
+    path.write_text(text)
+    with pytest.raises(CNIError, match="nested more than 100 levels deep") as caught:
+        cni.load_conflist(str(path))
+    assert str(caught.value).startswith(str(path)) and caught.value.code == cni.ERR_INVALID_CONFIG
+    with pytest.raises(CNIError, match="nested more than 100 levels deep"):     # a caller's dict too
+        cni.parse_conflist({"cniVersion": "1.0.0", "name": "n",
+                            "plugins": [{"type": "x", "a": __import__("json").loads("[" * 500 + "]" * 500)}]})
+
+
+def test_deeply_nested_plugin_output_and_cache_are_refused(env):
+    plugins, log, runtime, tmp = env
+    deep_file = tmp / "deep.json"
+    deep_file.write_text(DEEP)
+    make_plugin(plugins, "first", body=f"cat {deep_file}")
+    make_plugin(plugins, "second")
+    with pytest.raises(CNIError, match="first ADD printed something that is not a JSON object") as caught:
+        runtime.add(CONFLIST, "c10", "/proc/self/ns/net")
+    assert caught.value.code == 6
+    # a cache file that cannot be decoded is as good as none: DEL still runs every plugin
+    runtime._write_cache("testnet", "c10", "eth0", {})
+    (tmp / "cache" / cni.cache_name("testnet", "c10", "eth0")).write_text(DEEP)
+    assert runtime.cached("testnet", "c10", "eth0") is None
+    make_plugin(plugins, "first")
+    runtime.delete(CONFLIST, "c10", "")
+    assert ["first", "DEL"] in calls(log) and ["second", "DEL"] in calls(log)
