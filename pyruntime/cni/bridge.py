@@ -13,7 +13,7 @@ import sys
 
 from pyruntime.cni import version as cniver
 from pyruntime.cni.errors import INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, IO_FAILURE, CniError
-from pyruntime.cni.request import Request, parse_config, parse_env
+from pyruntime.cni.request import Request, parse_config, parse_env, read_stdin
 
 PLUGIN_TYPE = "pyruntime-bridge"
 
@@ -26,7 +26,7 @@ def main() -> int:
     cni_version = cniver.CURRENT
     try:
         req = parse_env(dict(os.environ))
-        raw = sys.stdin.buffer.read()
+        raw = read_stdin(sys.stdin.buffer)
         if req.command == "VERSION":
             return _print(version_info(raw))
         conf = parse_config(raw)
@@ -61,12 +61,14 @@ def _print(obj: dict) -> int:
 
 
 def version_info(raw: bytes) -> dict:
+    """VERSION answers whatever its stdin holds: the caller's cniVersion when it is one of ours."""
+    from pyruntime.cni import jsondoc
     asked = cniver.CURRENT
     try:
-        conf = json.loads(raw) if raw.strip() else {}
+        conf = jsondoc.loads(raw) if raw.strip() else {}
         if isinstance(conf, dict) and conf.get("cniVersion") in cniver.SUPPORTED:
             asked = conf["cniVersion"]
-    except ValueError:
+    except jsondoc.JsonDocError:
         pass
     return {"cniVersion": asked, "supportedVersions": list(cniver.SUPPORTED)}
 

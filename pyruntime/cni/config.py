@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pyruntime.cni import plugin_name
 from pyruntime.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
 from pyruntime.cni.record import Record
 from pyruntime.cni.request import check_network_name
@@ -66,6 +67,25 @@ def _int(conf: dict, key: str, lo: int, hi: int, default: int = 0) -> int:
     return value
 
 
+def _object(conf: dict, key: str, where: str = "") -> dict:
+    """conf[key] when it is a JSON object; {} when absent or null."""
+    value = conf.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _invalid(f"invalid {where}{key}", f"expected an object, got {value!r:.80}")
+    return value
+
+
+def _strings(value, what: str) -> list[str]:
+    """A JSON list of strings (absent or null: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _invalid(f"invalid {what}", f"expected a list of strings, got {value!r:.80}")
+    return value
+
+
 def parse_bridge_conf(conf: dict, cni_args: dict[str, str] | None = None) -> BridgeConf:
     name = check_network_name(conf)
     bridge = conf.get("bridge", DEFAULT_BRIDGE)
@@ -82,7 +102,7 @@ def parse_bridge_conf(conf: dict, cni_args: dict[str, str] | None = None) -> Bri
         promisc_mode=_bool(conf, "promiscMode"),
         vlan=_int(conf, "vlan", 1, 4094),
         masq_mark_bit=_int(conf, "masqMarkBit", 0, 31, 13),
-        dns=conf.get("dns") or {},
+        dns=_object(conf, "dns"),
         prev_result=conf.get("prevResult"),
         raw=conf,
     )
@@ -96,13 +116,11 @@ def parse_bridge_conf(conf: dict, cni_args: dict[str, str] | None = None) -> Bri
         raise _invalid("invalid firewallBackend", f"{backend!r} is not one of {', '.join(FIREWALL_BACKENDS)}")
     out.firewall_backend = backend
 
-    runtime = conf.get("runtimeConfig") or {}
-    if not isinstance(runtime, dict):
-        raise _invalid("invalid runtimeConfig", "expected an object")
+    runtime = _object(conf, "runtimeConfig")
     out.port_mappings = parse_port_mappings(runtime.get("portMappings") or [])
     args = cni_args or {}
     mac = runtime.get("mac") or args.get("MAC") or conf.get("mac") or ""
-    if mac and not _MAC.match(mac):
+    if mac and (not isinstance(mac, str) or not _MAC.match(mac)):
         raise _invalid("invalid mac", f"{mac!r} is not a MAC address like 02:42:ac:11:00:02")
     out.mac = mac.lower()
     out.requested_ips = parse_requested_ips(conf, runtime, args)
@@ -113,8 +131,8 @@ def parse_bridge_conf(conf: dict, cni_args: dict[str, str] | None = None) -> Bri
 
 def parse_requested_ips(conf: dict, runtime: dict, args: dict[str, str]) -> list:
     texts: list[str] = []
-    texts += runtime.get("ips") or []
-    texts += ((conf.get("args") or {}).get("cni") or {}).get("ips") or []
+    texts += _strings(runtime.get("ips"), "runtimeConfig.ips")
+    texts += _strings(_object(_object(conf, "args"), "cni", "args.").get("ips"), "args.cni.ips")
     if args.get("IP"):
         texts += args["IP"].split(",")
     out = []
@@ -160,9 +178,18 @@ def parse_port_mappings(items) -> list[PortMapping]:
     return out
 
 
+def require_plugin_name(name) -> None:
+    """A plugin type is a bare file name in CNI_PATH (see plugin_name.py)."""
+    why = plugin_name.problem(name)
+    if why:
+        raise _invalid(plugin_name.INVALID, f"{name!r}: {why}")
+
+
 def parse_ipam_conf(ipam: dict, network: str) -> IpamConf:
     if not isinstance(ipam, dict) or not isinstance(ipam.get("type"), str) or not ipam["type"]:
         raise _invalid("invalid ipam", "expected an object with a 'type'")
+    # before anything is made: ADD creates the veth pair before it runs the IPAM plugin
+    require_plugin_name(ipam["type"])
     out = IpamConf(type=ipam["type"], raw=ipam)
     out.data_dir = ipam.get("dataDir") or DEFAULT_DATA_DIR
     sets = ipam.get("ranges")
@@ -176,7 +203,10 @@ def parse_ipam_conf(ipam: dict, network: str) -> IpamConf:
                 raise _invalid("invalid ipam ranges", "each range set is a non-empty list of ranges")
             out.range_sets.append([parse_range(r) for r in rs])
         check_overlaps(out.range_sets)
-    for r in ipam.get("routes") or []:
+    routes = ipam.get("routes") or []
+    if not isinstance(routes, list):
+        raise _invalid("invalid ipam routes", f"expected a list, got {routes!r:.80}")
+    for r in routes:
         try:
             dst = ipaddress.ip_network(r["dst"], strict=False)
             gw = ipaddress.ip_address(r["gw"]) if r.get("gw") else None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import subprocess
 
-from pyruntime.cni import result as cniresult
-from pyruntime.cni.config import BridgeConf, IpamConf
-from pyruntime.cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CniError
+from pyruntime.cni import jsondoc, result as cniresult
+from pyruntime.cni.config import BridgeConf, IpamConf, require_plugin_name
+from pyruntime.cni.errors import DECODE_FAILURE, INTERNAL, INVALID_CONFIG, IO_FAILURE, CniError
 from pyruntime.cni.request import Request
 
 
@@ -63,7 +62,9 @@ def gc(bc: BridgeConf, keep: set[tuple[str, str]], req: Request, raw: bytes, bui
 
 def delegate(req: Request, plugin: str, raw: bytes, command: str) -> dict | None:
     """Run an IPAM plugin from CNI_PATH the way a runtime would, with our environment."""
-    exe = next((os.path.join(d, plugin) for d in req.path if os.access(os.path.join(d, plugin), os.X_OK)), None)
+    require_plugin_name(plugin)
+    exe = next((path for path in (os.path.join(d, plugin) for d in req.path)
+                if os.path.isfile(path) and os.access(path, os.X_OK)), None)
     if exe is None:
         raise CniError(INVALID_CONFIG, f"IPAM plugin {plugin!r} not found",
                        f"searched CNI_PATH={':'.join(req.path) or '(empty)'}")
@@ -76,9 +77,10 @@ def delegate(req: Request, plugin: str, raw: bytes, command: str) -> dict | None
     data = None
     if out:
         try:
-            data = json.loads(out)
-        except ValueError:
-            raise CniError(INTERNAL, f"IPAM plugin {plugin} wrote invalid JSON", out[:500].decode(errors="replace")) from None
+            data = jsondoc.loads(out)
+        except jsondoc.JsonDocError as e:
+            raise CniError(DECODE_FAILURE, f"IPAM plugin {plugin} wrote invalid JSON",
+                           f"{e}: {out[:300].decode(errors='replace')}") from None
     if proc.returncode != 0:
         if isinstance(data, dict) and "code" in data:
             raise CniError(int(data["code"]), data.get("msg", f"IPAM plugin {plugin} failed"), data.get("details", ""))

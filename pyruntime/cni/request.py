@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
+
+from pyruntime.cni import jsondoc
 from pyruntime.cni.errors import DECODE_FAILURE, INVALID_CONFIG, INVALID_ENV, CniError
 from pyruntime.cni.record import Record
 
@@ -70,15 +71,26 @@ def parse_cni_args(text: str) -> dict[str, str]:
     return out
 
 
+DECODE_MSG = "failed to decode network configuration"
+
+
+def read_stdin(stream) -> bytes:
+    """The plugin's stdin, refused (CNI error 6) when larger than any configuration could be."""
+    try:
+        return jsondoc.read_limited(stream)
+    except jsondoc.JsonDocError as e:
+        raise CniError(DECODE_FAILURE, DECODE_MSG, f"stdin is {e}") from None
+
+
 def parse_config(raw: bytes) -> dict:
     """The network configuration from stdin, decoded (not yet validated)."""
     try:
-        conf = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CniError(DECODE_FAILURE, "failed to decode network configuration", str(e)) from None
+        conf = jsondoc.loads(raw)
+    except jsondoc.JsonDocError as e:
+        raise CniError(DECODE_FAILURE, DECODE_MSG, f"stdin is {e}") from None
     if not isinstance(conf, dict):
-        raise CniError(DECODE_FAILURE, "failed to decode network configuration",
-                       "expected a JSON object")
+        raise CniError(DECODE_FAILURE, DECODE_MSG,
+                       f"expected a JSON object, got {type(conf).__name__}")
     return conf
 
 

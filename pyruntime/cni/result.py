@@ -116,7 +116,7 @@ def parse(data: dict) -> Result:
                                     int(idx) if idx is not None else None))
         res.routes = [_route(r) for r in data.get("routes") or []]
         return res
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:   # a part of the wrong JSON type
         raise _bad(f"{type(e).__name__}: {e}") from None
 
 

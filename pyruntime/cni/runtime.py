@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 
+from pyruntime.cni import jsondoc, plugin_name
 from pyruntime.errors import RuntimeUserError
 
 DEFAULT_CNI_PATH = ("/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni")
@@ -44,11 +45,13 @@ class CNIError(RuntimeUserError):
 def parse_conflist(data: dict | str | bytes, source: str = "network configuration") -> dict:
     """Check the shape a runtime relies on: cniVersion, name, a non-empty plugins list, each
     plugin naming its `type`. A single network config (no `plugins`) becomes a one-plugin list."""
-    if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except ValueError as e:
-            raise CNIError(f"{source}: not valid JSON: {e}", ERR_INVALID_CONFIG) from None
+    try:
+        if isinstance(data, (str, bytes)):
+            data = jsondoc.loads(data)
+        else:
+            jsondoc.check(data)     # a deep list would fail later, in json.dumps for a plugin
+    except jsondoc.JsonDocError as e:
+        raise CNIError(f"{source}: {e}", ERR_INVALID_CONFIG) from None
     if not isinstance(data, dict):
         raise CNIError(f"{source}: expected a JSON object", ERR_INVALID_CONFIG)
     if "plugins" not in data and "type" in data:
@@ -64,15 +67,27 @@ def parse_conflist(data: dict | str | bytes, source: str = "network configuratio
     for index, plugin in enumerate(plugins):
         if not isinstance(plugin, dict) or not isinstance(plugin.get("type"), str) or not plugin["type"]:
             raise CNIError(f"{source}: plugins[{index}] needs a 'type'", ERR_INVALID_CONFIG)
-        if "/" in plugin["type"]:
-            raise CNIError(f"{source}: plugins[{index}].type must be a plain name", ERR_INVALID_CONFIG)
+        check_plugin_name(plugin["type"], f"{source}: plugins[{index}].type")
+        # the plugin runs its IPAM plugin itself, but not every plugin checks the name first
+        ipam = plugin.get("ipam")
+        if isinstance(ipam, dict) and "type" in ipam:
+            check_plugin_name(ipam["type"], f"{source}: plugins[{index}].ipam.type")
     return data
+
+
+def check_plugin_name(name, where: str) -> None:
+    why = plugin_name.problem(name)
+    if why:
+        raise CNIError(f"{where}: {plugin_name.INVALID}: {name!r}: {why}", ERR_INVALID_CONFIG,
+                       details=why)
 
 
 def load_conflist(path: str) -> dict:
     try:
         with open(path, "rb") as f:
-            return parse_conflist(f.read(), path)
+            return parse_conflist(jsondoc.read_limited(f), path)
+    except jsondoc.JsonDocError as e:
+        raise CNIError(f"{path}: {e}", ERR_INVALID_CONFIG) from None
     except OSError as e:
         raise CNIError(f"{path}: {e.strerror}", ERR_IO) from None
 
@@ -124,6 +139,9 @@ def format_plugin_error(plugin: str, command: str, doc: dict) -> str:
 
 # -- execution -------------------------------------------------------------------------------
 def find_plugin(plugin_type: str, cni_path: list[str]) -> str:
+    """The executable called `plugin_type` in a CNI_PATH directory. Checked here, not only
+    when a list is parsed: DEL runs the list cached on disk at ADD time."""
+    check_plugin_name(plugin_type, "CNI plugin")
     for directory in cni_path:
         candidate = os.path.join(directory, plugin_type)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -172,8 +190,8 @@ def _parse_output(plugin: str, command: str, returncode: int, out: bytes, err: b
     doc = None
     if text:
         try:
-            doc = json.loads(text)
-        except ValueError:
+            doc = jsondoc.loads(text)
+        except jsondoc.JsonDocError:
             doc = None
     if returncode != 0:
         if isinstance(doc, dict) and "msg" in doc:
@@ -204,9 +222,9 @@ class CNIRuntime:
     def cached(self, network: str, container_id: str, ifname: str) -> dict | None:
         """{"config": conflist, "result": result, "netns": ..., ...} as written by add()."""
         try:
-            with open(self.cache_path(network, container_id, ifname)) as f:
-                doc = json.load(f)
-        except (OSError, ValueError):
+            with open(self.cache_path(network, container_id, ifname), "rb") as f:
+                doc = jsondoc.loads(jsondoc.read_limited(f))
+        except (OSError, jsondoc.JsonDocError):
             return None
         return doc if isinstance(doc, dict) else None
 

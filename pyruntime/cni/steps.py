@@ -92,10 +92,6 @@ def add(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> dict:
                 links.write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
             if 6 in families:
                 links.write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
-        if bc.port_mappings and 4 in families:
-            # lets the host reach published ports on 127.0.0.1: the DNATed packet keeps its
-            # loopback source until POSTROUTING masquerades it, which the bridge must accept
-            links.write_sysctl(f"/proc/sys/net/ipv4/conf/{bc.bridge}/route_localnet", "1")
         if needs_firewall(bc) and res.ips:
             att = attachment(req, bc, [ip.address for ip in res.ips])
             fw = _backend(bc)
@@ -103,6 +99,12 @@ def add(req: Request, bc: BridgeConf, raw: bytes, builtin: bool) -> dict:
             undo.append(lambda: fw.touched and fw.remove({att.tag}, network=att.network))
             from pyruntime.net import ports
             fw.add(firewall_plans(att), ports.wanted(bc.port_mappings))
+        if bc.port_mappings and 4 in families:
+            # lets the host reach published ports on 127.0.0.1: the DNATed packet keeps its
+            # loopback source until POSTROUTING masquerades it, which the bridge must accept.
+            # Only now: the network's loopback guard (rules.loopback_guard), written just
+            # above, must be in place before the bridge accepts anything for 127.0.0.0/8
+            links.write_sysctl(links.route_localnet_path(bc.bridge), "1")
 
         bridge = host_rt.get_link(bc.bridge)
         ours = [cniresult.Interface(bridge.name, bridge.mac),

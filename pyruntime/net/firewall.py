@@ -158,6 +158,8 @@ class Backend:
                         slot["rules"] += part["rules"]
                 if owned:
                     self.delete(family, owned)
+                    if family == 4:
+                        close_unguarded_bridges(tables, owned)
 
     def missing(self, plans: list[rules.Plan]) -> list[str]:
         out = []
@@ -165,6 +167,21 @@ class Backend:
             if p:
                 out += rules.missing(p, self.dump(p.family))
         return out
+
+
+def close_unguarded_bridges(tables: dict[str, dict], removed: dict[str, dict]) -> None:
+    """Turn route_localnet off again on bridges whose last loopback guard was just removed.
+
+    ADD turns it on only after writing the guard; were it left on, a later attachment that
+    needs no firewall rules (hence no guard) would let its container reach the host's
+    127.0.0.1. Runs under the xtables lock, so no other ADD is writing a guard meanwhile."""
+    from pyruntime.net import links
+    gone = removed.get("filter", {}).get("rules", [])
+    left = [r for r in tables.get("filter", {}).get("rules", []) if r not in gone]
+    for bridge in rules.loopback_guarded_bridges(gone) - rules.loopback_guarded_bridges(left):
+        path = links.route_localnet_path(bridge)
+        if os.path.exists(path):        # the bridge may be gone already
+            links.write_sysctl(path, "0")
 
 
 class NftBackend(Backend):

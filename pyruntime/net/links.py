@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import stat
 from contextlib import contextmanager
 
 from pyruntime.cni.errors import INTERNAL, INVALID_CONFIG, INVALID_ENV, IO_FAILURE, CniError
@@ -12,11 +14,71 @@ from pyruntime.net.rtnl import NetlinkError, Rtnl
 CLONE_NEWNET = 0x40000000
 
 
+NS_GET_NSTYPE = 0xB703       # ioctl _IO(0xb7, 0x3): which kind of namespace an nsfs file is
+NAMESPACE_KINDS = {0x20000: "mount", 0x4000000: "UTS", 0x8000000: "IPC", 0x10000000: "user",
+                   0x20000000: "PID", 0x02000000: "cgroup", 0x80: "time"}
+
+
 def open_netns(path: str) -> int:
+    """A descriptor of the network namespace CNI_NETNS names, which must be another one than
+    the plugin's own: configured as a container's, the host's own network would get the
+    container's interface, addresses and default route."""
+    fd = _open_nsfs_file(path)
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        _require_other_netns(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_netns(path: str, what: str) -> CniError:
+    return CniError(INVALID_ENV, "CNI_NETNS is not a network namespace", f"{path}: {what}")
+
+
+def _open_nsfs_file(path: str) -> int:
+    """Open `path` for reading only once it is known to be a regular file: an nsfs file shows
+    as one, and opening a device or a FIFO for real could have effects (or never return).
+    O_PATH opens nothing; the real open goes through /proc/self/fd, so it is that same inode."""
+    try:
+        handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError as e:
         raise CniError(INVALID_ENV, "cannot open CNI_NETNS", f"{path}: {e.strerror}") from None
+    try:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_netns(path, f"a {_file_kind(mode)}, not a namespace file")
+        return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CniError(INVALID_ENV, "cannot open CNI_NETNS", f"{path}: {e.strerror}") from None
+    finally:
+        os.close(handle)
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
+def _require_other_netns(fd: int, path: str) -> None:
+    try:
+        kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:                     # ENOTTY: an ordinary file, not one of nsfs
+        raise _not_netns(path, "an ordinary file, not a namespace file") from None
+    if kind != CLONE_NEWNET:
+        raise _not_netns(path, f"a {NAMESPACE_KINDS.get(kind, 'different')} namespace")
+    given = os.fstat(fd)
+    own = os.stat("/proc/thread-self/ns/net")
+    if (given.st_dev, given.st_ino) == (own.st_dev, own.st_ino):
+        raise CniError(INVALID_ENV, "CNI_NETNS is the plugin's own network namespace",
+                       f"{path}: a container needs a network namespace of its own")
 
 
 @contextmanager
@@ -137,6 +199,10 @@ def configure_container(rt: Rtnl, ifname: str, addresses, routes):
     except NetlinkError as e:
         raise fail(f"cannot configure {ifname} in the container", e) from None
     return rt.get_link(ifname)
+
+
+def route_localnet_path(bridge: str) -> str:
+    return f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"
 
 
 def write_sysctl(path: str, value: str) -> None:

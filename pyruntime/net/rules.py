@@ -11,6 +11,12 @@ number of containers, which matters on legacy x_tables, where every change rewri
 
   filter PYR-FW-<ntag>  -i <bridge> -j ACCEPT, -o <bridge> -j ACCEPT
          FORWARD        (first) -j PYR-FW-<ntag>         a FORWARD policy of DROP spares the bridge
+         INPUT          (IPv4, first) -d 127.0.0.0/8 -i <bridge>
+                        -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+                        publishing a port turns route_localnet on for the bridge (so the host
+                        reaches containers through 127.0.0.1), which would also let a container
+                        send to services bound to the host's 127.0.0.1 (CVE-2020-8558); only
+                        replies and DNATed traffic may arrive from the bridge for 127.0.0.0/8
   nat    PYR-SN-<ntag>  (ipMasq) -o <bridge> -j ACCEPT, then MASQUERADE (not multicast)
          POSTROUTING    (first) -o <bridge> -m mark --mark M -j MASQUERADE
                         traffic DNATed back into the bridge from a container (hairpin) or from
@@ -124,6 +130,8 @@ def network_plan(att: Attachment, family: int) -> Plan:
         Rule("filter", fw, ("-o", att.bridge, "-j", "ACCEPT")),
         Rule("filter", "FORWARD", comment + ("-j", fw), first=True),
     ]
+    if family == 4:
+        out.rules.append(loopback_guard(att.bridge, comment))
     if att.ip_masq:
         sn = naming.masq_chain(ntag)
         out.chains.append(("nat", sn))
@@ -133,6 +141,30 @@ def network_plan(att: Attachment, family: int) -> Plan:
         ]
     out.rules.append(Rule("nat", "POSTROUTING", ("-o", att.bridge, "-m", "mark", "--mark", mark_value(att.mark_bit))
                           + comment + ("-j", "MASQUERADE"), first=True))
+    return out
+
+
+LOOPBACK_GUARD_MATCH = ("-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT")
+
+
+def loopback_guard(bridge: str, comment: tuple[str, ...]) -> Rule:
+    """The filter INPUT rule that drops what a container sends to the host's 127.0.0.0/8.
+
+    First in INPUT: an ACCEPT the host's own firewall puts earlier must not let it through."""
+    return Rule("filter", "INPUT", ("-d", LOOPBACK4, "-i", bridge) + LOOPBACK_GUARD_MATCH + comment
+                + ("-j", "DROP"), first=True)
+
+
+def loopback_guarded_bridges(save_lines) -> set[str]:
+    """The bridges that our loopback guards among these filter save lines protect."""
+    head = f"-A INPUT -d {LOOPBACK4} -i "
+    tail = " ".join(LOOPBACK_GUARD_MATCH) + f' -m comment --comment "{naming.COMMENT_PREFIX}'
+    out = set()
+    for line in save_lines:
+        if line.startswith(head) and line.endswith(" -j DROP"):
+            bridge, _, rest = line[len(head):].partition(" ")
+            if rest.startswith(tail):
+                out.add(bridge)
     return out
 
 

@@ -10,7 +10,6 @@ container, and the image's own files are never written.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 
 # Not under /run/pyruntime: that is the runtime's default state root, whose entries are
@@ -154,8 +153,10 @@ def _enter_and_mount(pid: int, rootfs: str, files: dict[str, str]) -> None:
 
 
 def read_json(path: str) -> dict | None:
+    from pyruntime.cni import jsondoc
+
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            return jsondoc.loads(jsondoc.read_limited(f))
+    except (OSError, jsondoc.JsonDocError):
         return None

@@ -205,11 +205,10 @@ def _same_netns(pid: int) -> bool:
 
 
 def _bundle_config(bundle: str) -> dict:
-    try:
-        with open(os.path.join(bundle, "config.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    from pyruntime.network.files import read_json
+
+    config = read_json(os.path.join(bundle, "config.json"))
+    return config if isinstance(config, dict) else {}
 
 
 def _rootfs_of(bundle: str, config: dict) -> str:
@@ -218,9 +217,11 @@ def _rootfs_of(bundle: str, config: dict) -> str:
 
 
 def read_state(stream) -> dict:
+    from pyruntime.cni import jsondoc
+
     try:
-        state = json.load(stream)
-    except ValueError as e:
+        state = jsondoc.loads(jsondoc.read_limited(stream))
+    except jsondoc.JsonDocError as e:
         raise HookError(f"the container state on stdin is not JSON: {e}") from None
     if not isinstance(state, dict):
         raise HookError("the container state on stdin is not a JSON object")
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         opts = parse_args(sys.argv[1:] if argv is None else argv)
         action = f" {opts.action}"
-        hook = NetworkHook(opts, read_state(sys.stdin))
+        hook = NetworkHook(opts, read_state(getattr(sys.stdin, "buffer", sys.stdin)))  # bytes: UTF-8 is checked
         hook.up() if opts.action == "up" else hook.down()
     except (RuntimeUserError, OSError) as e:
         print(f"pyruntime-network-hook{action}: {e}", file=sys.stderr)

@@ -642,3 +642,144 @@ def test_attachments_made_under_changed_settings_get_a_shared_part_of_their_own(
     assert lab.connect(b, "192.168.77.2", 9000) == "outside 192.168.77.1"
     assert lab.run("DEL", lab.conf(), "ctr-b", b)[0] == 0
     assert our_rules(lab.rules()) == [] and lab.leases() == []
+
+
+# A frame for 127.0.0.1 put on the container's wire by hand, addressed to the bridge's MAC: what
+# a container with CAP_NET_RAW can do. The kernel's own stack would never send it (lo owns
+# 127.0.0.0/8 in the container), so a packet socket writes Ethernet, IPv4 and UDP headers itself.
+CRAFTED_UDP = r"""
+import socket, struct, sys
+ifname, src_mac, dst_mac, src_ip, dst_ip, sport, dport, payload = sys.argv[1:]
+payload = payload.encode()
+
+def checksum(data):
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+udp = struct.pack("!HHHH", int(sport), int(dport), 8 + len(payload), 0) + payload   # no UDP checksum
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0x4000, 64, socket.IPPROTO_UDP, 0,
+                 socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
+ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+mac = lambda text: bytes.fromhex(text.replace(":", ""))
+frame = mac(dst_mac) + mac(src_mac) + struct.pack("!H", 0x0800) + ip + udp
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+s.send(frame)
+"""
+
+# Prints every datagram it gets, one per line.
+UDP_SINK = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    print(s.recv(200).decode(errors="replace"), flush=True)
+"""
+
+
+def _lines_within(proc: subprocess.Popen, seconds: float) -> list[str]:
+    """What `proc` printed within `seconds` (its stdout is an unbuffered binary pipe)."""
+    import select
+    data = b""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if not ready:
+            break
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode().splitlines()
+
+
+def test_containers_cannot_reach_the_hosts_loopback_services(lab):
+    """CVE-2020-8558: publishing a port turns route_localnet on for the bridge; a container
+    must still not reach a service bound to the host's 127.0.0.1 by sending it a crafted
+    frame. Without the guard the same frame does get there (the test's positive control)."""
+    ports = {"portMappings": [{"hostPort": 8086, "containerPort": 80, "protocol": "tcp"}]}
+    conf = lab.conf(runtimeConfig=ports)
+    ns = lab.sandbox("lo")
+    res = lab.add(conf, "ctr-lo", ns)
+    bridge_mac, cont_mac = res["interfaces"][0]["mac"], res["interfaces"][2]["mac"]
+    cont_ip = res["ips"][0]["address"].split("/")[0]
+    route_localnet = "/proc/sys/net/ipv4/conf/pyrtbr0/route_localnet"
+    assert lab.hexec("cat", route_localnet).strip() == "1"
+
+    sink = subprocess.Popen(["ip", "netns", "exec", lab.host, sys.executable, "-u", "-c", UDP_SINK,
+                             "127.0.0.1", "9053"], stdout=subprocess.PIPE, bufsize=0)
+    lab.servers.append(sink)
+    assert _lines_within(sink, 10) == ["ready"]
+
+    def send_crafted(payload, sport):
+        for _ in range(3):
+            sh("ip", "netns", "exec", ns, sys.executable, "-c", CRAFTED_UDP, "eth0", cont_mac, bridge_mac,
+               cont_ip, "127.0.0.1", str(sport), "9053", payload)
+
+    guard = [line for line in lab.rules().splitlines() if line.startswith("-A INPUT ")]
+    assert guard == ["-A INPUT -d 127.0.0.0/8 -i pyrtbr0 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT "
+                     f'-m comment --comment "pyruntime/{guard[0].split("pyruntime/")[1].split("/")[0]}/'
+                     f'{conf["name"]}" -j DROP'], guard
+    send_crafted("guarded", 40001)
+    assert _lines_within(sink, 1.5) == []
+    tool = "iptables-nft" if lab.backend == "nftables" else "iptables-legacy"
+    counted = [line for line in lab.hexec(tool + "-save", "-c", "-t", "filter").splitlines() if "-A INPUT " in line]
+    assert counted and not counted[0].startswith("[0:"), counted      # the guard dropped them
+
+    # hostport on loopback still works: the host's own 127.0.0.1 reaches the published port
+    lab.serve(ns, "0.0.0.0", 80, "published")
+    assert lab.connect(lab.host, "127.0.0.1", 8086).startswith("published ")
+
+    # positive control: without the guard the same frames reach the service
+    guard_args = guard[0].replace('"', "").split()[2:]
+    lab.hexec(tool, "-t", "filter", "-D", "INPUT", *guard_args)
+    try:
+        send_crafted("unguarded", 40002)
+        assert "unguarded" in _lines_within(sink, 5)
+    finally:
+        lab.hexec(tool, "-t", "filter", "-I", "INPUT", "1", *guard_args)
+
+    # DEL of the network's last attachment takes the guard and turns route_localnet off again
+    assert lab.run("DEL", conf, "ctr-lo", ns)[0] == 0
+    assert our_rules(lab.rules()) == [] and lab.leases() == []
+    assert lab.hexec("cat", route_localnet).strip() == "0"
+
+
+def test_netns_that_is_the_plugins_own_is_refused(lab):
+    """CNI_NETNS naming the namespace the plugin runs in (here the lab's "host") under any
+    path: its own /proc entries, another process's, the bind mount `ip netns` made, and
+    /proc/1/ns/net for a plugin that is PID 1 of its own PID namespace. Nothing is made."""
+    if lab.backend == "iptables":
+        pytest.skip("netns checks do not depend on the firewall backend")
+    conf = lab.conf(runtimeConfig={"portMappings": [{"hostPort": 8087, "containerPort": 80}]})
+    holder = subprocess.Popen(["ip", "netns", "exec", lab.host, "sleep", "60"])
+    try:
+        for _ in range(100):           # until the child has entered the lab's host netns
+            if os.stat(f"/proc/{holder.pid}/ns/net").st_ino == os.stat(f"/run/netns/{lab.host}").st_ino:
+                break
+            time.sleep(0.02)
+        links, rules = lab.links(), our_rules(lab.rules())
+        routes = lab.hexec("ip", "route")
+        as_pid1 = ["ip", "netns", "exec", lab.host, "unshare", "--pid", "--fork", "--mount-proc",
+                   str(lab.bin / "pyruntime-bridge")]
+        cases = [("/proc/self/ns/net", None), ("/proc/thread-self/ns/net", None),
+                 (f"/proc/{holder.pid}/ns/net", None), (f"/run/netns/{lab.host}", None),
+                 ("/proc/1/ns/net", as_pid1)]
+        for command in ("ADD", "CHECK"):
+            for path, cmd in cases:
+                env = dict(lab.plugin_env(command, "ctr-own", None), CNI_NETNS=path)
+                proc = subprocess.run(cmd or lab.plugin_cmd(), input=json.dumps(dict(conf, prevResult={
+                    "cniVersion": "1.1.0", "interfaces": [], "ips": []})), text=True, capture_output=True,
+                    env=env, timeout=60)
+                out = json.loads(proc.stdout)
+                assert proc.returncode != 0 and out["code"] == 4, (path, out, proc.stderr)
+                assert out["msg"] == "CNI_NETNS is the plugin's own network namespace", (path, out)
+                assert "Traceback" not in proc.stderr
+                assert lab.links() == links and our_rules(lab.rules()) == rules and lab.leases() == []
+                assert lab.hexec("ip", "route") == routes
+    finally:
+        holder.kill()
+        holder.wait()

@@ -434,3 +434,36 @@ def test_shipped_default_network_needs_no_configuration(tmp_path):
         lab.cleanup()
         if not leases_existed:
             shutil.rmtree(leases, ignore_errors=True)
+
+
+def test_plugin_types_that_are_paths_are_refused_and_never_run(lab):
+    """A conflist naming a plugin (or its IPAM plugin) by path: one clear error, the file
+    never runs, nothing is left."""
+    mark = lab.tmp / "evil-ran"
+    evil = lab.tmp / "pyrt-evil"                    # beside the lab's CNI_PATH directory
+    evil.write_text(f"#!/bin/sh\ntouch {mark}\necho '{{}}'\n")
+    evil.chmod(0o755)
+    for plugin in ({"type": "../pyrt-evil"}, {"type": str(evil)},
+                   {"type": "bridge", "bridge": "pyrtbr0", "ipam": {"type": "../pyrt-evil"}}):
+        name = f"t{uuid.uuid4().hex[:8]}"
+        (lab.config_dir / f"{name}.conflist").write_text(
+            json.dumps({"cniVersion": "1.0.0", "name": name, "plugins": [plugin]}))
+        cid = lab.new_id()
+        proc = lab.runtime("run", "--bundle", str(lab.bundle(["true"], network=name)), cid)
+        assert proc.returncode == 1
+        assert "invalid plugin name" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not mark.exists()
+        assert lab.leftovers(cid) == []
+
+
+def test_deeply_nested_conflist_is_one_clear_error(lab):
+    name = f"t{uuid.uuid4().hex[:8]}"
+    (lab.config_dir / f"{name}.conflist").write_text(
+        '{"cniVersion": "1.0.0", "name": "%s", "plugins": [{"type": "bridge", "x": %s}]}'
+        % (name, "[" * 100000 + "]" * 100000))
+    cid = lab.new_id()
+    proc = lab.runtime("run", "--bundle", str(lab.bundle(["true"], network=name)), cid)
+    assert proc.returncode == 1
+    assert f"{name}.conflist: nested more than 100 levels deep" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "RecursionError" not in proc.stderr
+    assert lab.leftovers(cid) == []

@@ -176,7 +176,7 @@ def test_check_uses_cached_result(env):
     ({"cniVersion": "1.0.0", "plugins": [{"type": "x"}]}, "'name'"),
     ({"cniVersion": "1.0.0", "name": "n", "plugins": []}, "non-empty list"),
     ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"ipam": {}}]}, r"plugins\[0\] needs a 'type'"),
-    ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "../x"}]}, "plain name"),
+    ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "../x"}]}, "invalid plugin name: '../x'"),
 ])
 def test_conflist_validation(doc, message):
     with pytest.raises(CNIError, match=message):
@@ -201,3 +201,75 @@ def test_plugin_config_keeps_static_runtime_config_and_adds_capabilities():
                              {"portMappings": [1]})
     assert conf["runtimeConfig"] == {"mac": "aa", "portMappings": [1]}
     assert conf["prevResult"] == {"ips": []} and conf["name"] == "n"
+
+
+BAD_PLUGIN_NAMES = ["../evil", "/bin/sh", "sub/plugin", "..", ".", "nul\0byte", "x" * 256]
+
+
+@pytest.mark.parametrize("name", BAD_PLUGIN_NAMES)
+def test_conflist_refuses_plugin_types_that_are_not_bare_names(name):
+    for plugin in ({"type": name}, {"type": "bridge", "ipam": {"type": name}}):
+        doc = {"cniVersion": "1.0.0", "name": "n", "plugins": [plugin]}
+        with pytest.raises(CNIError, match="invalid plugin name") as caught:
+            cni.parse_conflist(doc)
+        assert caught.value.code == cni.ERR_INVALID_CONFIG
+
+
+def evil_plugin(tmp) -> tuple:
+    """An executable outside CNI_PATH that leaves a mark when it runs."""
+    mark = tmp / "evil-ran"
+    evil = tmp / "evil"
+    evil.write_text(f"#!/bin/sh\ntouch {mark}\necho '{{}}'\n")
+    evil.chmod(0o755)
+    return evil, mark
+
+
+def test_plugin_outside_cni_path_is_never_run(env):
+    """Lists that skipped parse_conflist (a caller's dict, the cache DEL reads) are checked
+    where the plugin is looked up."""
+    plugins, log, runtime, tmp = env
+    evil, mark = evil_plugin(tmp)
+    for name in ("../evil", str(evil)):
+        conflist = {"cniVersion": "1.0.0", "name": "testnet", "plugins": [{"type": name}]}
+        with pytest.raises(CNIError, match="invalid plugin name") as caught:
+            runtime.add(conflist, "c9", "/proc/self/ns/net")
+        assert caught.value.code == cni.ERR_INVALID_CONFIG
+        runtime._write_cache("testnet", "c9", "eth0", {"config": conflist, "result": {}})
+        with pytest.raises(CNIError, match="invalid plugin name"):
+            runtime.delete(None, "c9", "", network="testnet")
+        assert not mark.exists()
+    assert cni.find_plugin("evil", [str(tmp)]) == str(evil)        # a bare name still works
+
+
+DEEP = "[" * 100000 + "]" * 100000
+
+
+@pytest.mark.parametrize("text", [DEEP, "[" * 500 + "]" * 500,
+                                  '{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "x", "a": %s}]}' % DEEP])
+def test_deeply_nested_conflist_is_a_clear_error(tmp_path, text):
+    path = tmp_path / "n.conflist"
+    path.write_text(text)
+    with pytest.raises(CNIError, match="nested more than 100 levels deep") as caught:
+        cni.load_conflist(str(path))
+    assert str(caught.value).startswith(str(path)) and caught.value.code == cni.ERR_INVALID_CONFIG
+    with pytest.raises(CNIError, match="nested more than 100 levels deep"):     # a caller's dict too
+        cni.parse_conflist({"cniVersion": "1.0.0", "name": "n",
+                            "plugins": [{"type": "x", "a": __import__("json").loads("[" * 500 + "]" * 500)}]})
+
+
+def test_deeply_nested_plugin_output_and_cache_are_refused(env):
+    plugins, log, runtime, tmp = env
+    deep_file = tmp / "deep.json"
+    deep_file.write_text(DEEP)
+    make_plugin(plugins, "first", body=f"cat {deep_file}")
+    make_plugin(plugins, "second")
+    with pytest.raises(CNIError, match="first ADD printed something that is not a JSON object") as caught:
+        runtime.add(CONFLIST, "c10", "/proc/self/ns/net")
+    assert caught.value.code == 6
+    # a cache file that cannot be decoded is as good as none: DEL still runs every plugin
+    runtime._write_cache("testnet", "c10", "eth0", {})
+    (tmp / "cache" / cni.cache_name("testnet", "c10", "eth0")).write_text(DEEP)
+    assert runtime.cached("testnet", "c10", "eth0") is None
+    make_plugin(plugins, "first")
+    runtime.delete(CONFLIST, "c10", "")
+    assert ["first", "DEL"] in calls(log) and ["second", "DEL"] in calls(log)

@@ -159,3 +159,25 @@ def test_hook_does_nothing_outside_bridge_mode(monkeypatch):
         state = {"id": "c", "pid": 1, "annotations": {"io.pyruntime.network": mode}}
         monkeypatch.setattr("sys.stdin", io.StringIO(__import__("json").dumps(state)))
         assert hook.main(["up"]) == 0
+
+
+@pytest.mark.parametrize("stdin", [b"[" * 100000 + b"]" * 100000,
+                                   b'{"id": "c", "annotations": ' + b"[" * 100000 + b"]" * 100000 + b"}",
+                                   b'{"id": "c\xff"}', b" " * (16 * 1024 * 1024 + 1)])
+def test_hook_reports_undecodable_state_in_one_line(stdin):
+    """Through the bundled hook executable, as the runtime runs it."""
+    import subprocess
+    from pathlib import Path
+
+    hook = Path(__file__).resolve().parents[2] / "hooks" / "pyruntime-network"
+    proc = subprocess.run([str(hook), "up"], input=stdin, capture_output=True, timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert err.startswith("pyruntime-network-hook up: the container state on stdin is not JSON: "), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_deep_conflist_in_the_config_dir_is_one_clear_error(tmp_path):
+    (tmp_path / "deep.conflist").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(RuntimeUserError, match=r"deep.conflist: nested more than 100 levels deep"):
+        find_network("deep", [str(tmp_path)])

@@ -148,6 +148,52 @@ def test_plan_v6_uses_v6_multicast_brackets_and_skips_v4_only_ports():
     assert not any("127.0.0.0/8" in line for line in lines)
 
 
+def test_v4_shared_part_drops_what_the_bridge_sends_to_the_hosts_loopback():
+    ntag = naming.network_tag("net1", "pyr0", True, 13)
+    for att in (attachment(), attachment(ip_masq=False), attachment(port_mappings=())):
+        shared = rules.plan(att, 4).shared
+        guard = [r for r in shared.rules if r.chain == "INPUT"]
+        tag = shared.tag
+        assert [r.save_line() for r in guard] == [
+            "-A INPUT -d 127.0.0.0/8 -i pyr0 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT "
+            f'-m comment --comment "pyruntime/{tag}/net1" -j DROP']
+        assert guard[0].table == "filter" and guard[0].first     # ahead of the host's own ACCEPTs
+    # the guard goes with the network's shared part: found by its comment, like the rest of it
+    shared = rules.plan(attachment(), 4).shared
+    dump = rules.parse_save("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n"
+                            + "".join(r.save_line() + "\n" for r in shared.rules if r.table == "filter")
+                            + "COMMIT\n")
+    owned = rules.owned_by(dump, ntag)["filter"]["rules"]
+    assert any(line.startswith("-A INPUT -d 127.0.0.0/8") for line in owned)
+    assert "-A INPUT -i lo -j ACCEPT" not in owned
+    # IPv6 has no route_localnet: ::1 never arrives from another interface
+    assert not any(r.chain == "INPUT" for r in rules.plan(attachment(), 6).shared.rules)
+
+
+def test_loopback_guarded_bridges_counts_only_our_guards():
+    ours = rules.loopback_guard("pyr0", ("-m", "comment", "--comment", '"pyruntime/abc/net1"')).save_line()
+    theirs = ("-A INPUT -d 127.0.0.0/8 -i pyr1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT "
+              "-m comment --comment \"kube\" -j DROP")
+    assert rules.loopback_guarded_bridges([ours, theirs, "-A INPUT -i pyr2 -j DROP"]) == {"pyr0"}
+
+
+def test_removing_the_last_guard_of_a_bridge_turns_route_localnet_off(monkeypatch, tmp_path):
+    from pyruntime.net import links
+    sysctl = {name: tmp_path / name for name in ("pyr0", "pyr1")}
+    for path in sysctl.values():
+        path.write_text("1\n")
+    monkeypatch.setattr(links, "route_localnet_path", lambda bridge: str(sysctl.get(bridge, tmp_path / "gone")))
+    comment = ("-m", "comment", "--comment")
+    guard = {b: rules.loopback_guard(b, comment + (f'"pyruntime/{t}/{n}"',)).save_line()
+             for b, t, n in (("pyr0", "a", "n1"), ("pyr1", "b", "n2"), ("gone", "c", "n3"))}
+    second = rules.loopback_guard("pyr1", comment + ('"pyruntime/d/n4"',)).save_line()
+    tables = {"filter": {"chains": set(), "rules": list(guard.values()) + [second]}}
+    removed = {"filter": {"chains": set(), "rules": [guard["pyr0"], guard["pyr1"], guard["gone"]]}}
+    firewall.close_unguarded_bridges(tables, removed)
+    assert sysctl["pyr0"].read_text() == "0"             # its only guard went
+    assert sysctl["pyr1"].read_text() == "1\n"          # network n4 still guards it
+
+
 def test_plan_without_masq_or_ports_is_empty():
     p = rules.plan(attachment(ip_masq=False, port_mappings=()), 4)
     assert not p and p.chains == [] and p.shared is None
@@ -231,3 +277,8 @@ def test_iptc_rule_translation():
     assert r.dst.startswith("!224.0.0.0")
     assert r.matches[0].comment == "x/y"
     assert r.target.name == "MASQUERADE"
+    guard = rules.loopback_guard("pyr0", ("-m", "comment", "--comment", '"pyruntime/a/b"'))
+    r = fw_iptc.build_rule(iptc, 4, guard.args)
+    assert r.in_interface == "pyr0" and r.dst.startswith("127.0.0.0/255.0.0.0")
+    assert r.matches[0].name == "conntrack" and r.matches[0].ctstate == "!RELATED,ESTABLISHED,DNAT"
+    assert r.target.name == "DROP"
