@@ -94,8 +94,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: U
     process = config.get("process") or {}
     # Pushed before the init exists so that it runs after the init is killed; it only removes
     # what create() made (a failing create() has already cleaned up after itself).
-    cgroup_made = False
-    undo.push("remove cgroup", lambda: cgroup.destroy() if cgroup_made else None)
+    undo.push("remove cgroup", cgroup.undo_create)
 
     if console is None:
         console = connect_console(console_socket, bool(process.get("terminal")))
@@ -116,12 +115,9 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: U
         # The new interpreter started up while the runtime loaded; stage 1 waits for
         # "cgroup-ready" before it does anything. The devices the init creates must be
         # allowed by the devices controller.
-        existed = cgroup.exists()
-        if existed:
-            _refuse_frozen(cgroup)  # before anything is written to it
+        _refuse_frozen(cgroup)      # an existing one, before anything is written to it
         cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
-        cgroup_made = not existed   # a rollback removes only a cgroup this create made
-        _refuse_frozen(cgroup)      # new, but below a frozen parent
+        _refuse_frozen(cgroup)      # a new one, below a frozen parent
         cgroup.add_process(stage1_pid)
         sync.send(parent_sock, "cgroup-ready")
         msg = sync.recv(parent_sock, "userns", "init-pid")

@@ -135,6 +135,7 @@ class CgroupManager:
 
     mode = ""
     path = ""
+    made: list[str] = []    # directories the last create() made
 
     # -- lifecycle ---------------------------------------------------------------------
     def create(self, resources: dict | None = None, linux_devices=None) -> None:
@@ -153,6 +154,23 @@ class CgroupManager:
         except BaseException:
             rollback(made)
             raise
+        self.made = made
+
+    def undo_create(self) -> None:
+        """Remove what create() made of this cgroup, in each hierarchy where it made it, and
+        nothing else: a cgroup the caller had made before (its own, a pod's) stays. Parents
+        create() made stay too, as other containers may be below them by now."""
+        own = set(self.directories())
+        failed = []
+        for directory in reversed(self.made):
+            if directory in own:
+                try:
+                    remove_cgroup_dir(directory)
+                except RuntimeUserError as e:
+                    failed.append(e.message)
+        self.made = []
+        if failed:
+            raise RuntimeUserError("; ".join(failed))
 
     def apply(self, resources: dict) -> None:
         """Apply resources to the existing cgroup (devices only if the dict names them)."""

@@ -62,7 +62,7 @@ def _print(obj: dict) -> int:
 
 def version_info(raw: bytes) -> dict:
     """VERSION answers whatever its stdin holds: the caller's cniVersion when it is one of ours."""
-    from pyruntime.cni import jsondoc
+    from pyruntime import jsondoc
     asked = cniver.CURRENT
     try:
         conf = jsondoc.loads(raw) if raw.strip() else {}

@@ -6,7 +6,8 @@ import ipaddress
 import os
 import subprocess
 
-from pyruntime.cni import jsondoc, result as cniresult
+from pyruntime import jsondoc
+from pyruntime.cni import result as cniresult
 from pyruntime.cni.config import BridgeConf, IpamConf, require_plugin_name
 from pyruntime.cni.errors import DECODE_FAILURE, INTERNAL, INVALID_CONFIG, IO_FAILURE, CniError
 from pyruntime.cni.request import Request

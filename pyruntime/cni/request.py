@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pyruntime.cni import jsondoc
+from pyruntime import jsondoc
 from pyruntime.cni.errors import DECODE_FAILURE, INVALID_CONFIG, INVALID_ENV, CniError
 from pyruntime.cni.record import Record
 

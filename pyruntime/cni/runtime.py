@@ -17,7 +17,8 @@ import os
 import signal
 import subprocess
 
-from pyruntime.cni import jsondoc, plugin_name
+from pyruntime import jsondoc
+from pyruntime.cni import plugin_name
 from pyruntime.errors import RuntimeUserError
 
 DEFAULT_CNI_PATH = ("/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni")

@@ -109,18 +109,6 @@ class Root:
         magic links."""
         return _openat2(self.fd, container_path.lstrip("/") or ".", flags | os.O_CLOEXEC, _RESOLVE)
 
-    def lstat(self, container_path: str) -> os.stat_result | None:
-        """lstat of the entry itself (a final symlink is not followed), or None when missing."""
-        parent, name = self.open_parent(container_path, create=False, follow=False)
-        if parent < 0:
-            return None
-        try:
-            return os.stat(name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
-        finally:
-            os.close(parent)
-
     def mkdir_all(self, container_path: str, mode: int = 0o755,
                   on_mounts: set[int] | None = None) -> int:
         """Open the directory `container_path`, creating what is missing of it. With
@@ -151,24 +139,18 @@ class Root:
             raise
         return fd
 
-    def open_parent(self, container_path: str, create: bool = True, follow: bool = True,
+    def open_parent(self, container_path: str, follow: bool = True,
                     on_mounts: set[int] | None = None) -> tuple[int, str]:
-        """(fd of the directory that holds `container_path`, its last component); with
-        `follow`, a final symlink is followed first (as for a mount destination), else the
-        entry itself is meant. With `create`, missing directories are made; without, the answer
-        is (-1, name) when the directory is missing."""
+        """(fd of the directory that holds `container_path`, made if missing, and its last
+        component); with `follow`, a final symlink is followed first (as for a mount
+        destination), else the entry itself is meant (as for a device node to replace)."""
         if follow:
             head, name = os.path.split(self.relative(container_path))
         else:
             head, name = os.path.split(container_path.rstrip("/"))
         if name in ("", ".", ".."):
             raise RuntimeUserError(f"{container_path!r} names no entry inside the container's root")
-        if create:
-            return self.mkdir_all("/" + head, on_mounts=on_mounts), name
-        try:
-            return self.open("/" + head, os.O_PATH | os.O_DIRECTORY), name
-        except (FileNotFoundError, NotADirectoryError):
-            return -1, name
+        return self.mkdir_all("/" + head, on_mounts=on_mounts), name
 
     def make_file(self, container_path: str, mode: int = 0o644) -> int:
         """Open the file `container_path` (O_PATH), creating an empty one if nothing is there."""

@@ -21,7 +21,8 @@ import stat
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
-from pyruntime.init.inroot import Root, chmod_fd, chown_fd, fd_path, mount_id, secure_join  # noqa: F401
+from pyruntime.init.inroot import (Root, chmod_fd, chown_fd, copy_tree, fd_path, mount_id,
+                                   open_beneath)
 
 # option -> (flag, clears the flag instead of setting it)
 MOUNT_OPTIONS: dict[str, tuple[int, bool]] = {
@@ -305,8 +306,6 @@ class RootfsBuilder:
     def _mount_tmpfs_copyup(self, dest: str, flags: int, data: list[str]) -> int:
         """A tmpfs that starts with a copy of what the image had at `dest`: filled while it is
         detached, then attached."""
-        from pyruntime.init.inroot import copy_tree
-
         options = [("source", "tmpfs")]
         options += [tuple(o.split("=", 1)) if "=" in o else (o, None) for o in data]
         attr_set, _ = mount_attributes(flags)
@@ -506,8 +505,6 @@ def _lexists_at(dirfd: int, name: str) -> bool:
 
 def _exists_below(dirfd: int, relative: str) -> bool:
     """`relative` exists below `dirfd`, reached without following any symlink."""
-    from pyruntime.init.inroot import open_beneath
-
     try:
         os.close(open_beneath(dirfd, relative))
         return True

@@ -153,7 +153,7 @@ def _enter_and_mount(pid: int, rootfs: str, files: dict[str, str]) -> None:
 
 
 def read_json(path: str) -> dict | None:
-    from pyruntime.cni import jsondoc
+    from pyruntime import jsondoc
 
     try:
         with open(path, "rb") as f:

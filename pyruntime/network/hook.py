@@ -217,7 +217,7 @@ def _rootfs_of(bundle: str, config: dict) -> str:
 
 
 def read_state(stream) -> dict:
-    from pyruntime.cni import jsondoc
+    from pyruntime import jsondoc
 
     try:
         state = jsondoc.loads(jsondoc.read_limited(stream))

@@ -12,7 +12,7 @@ import json
 import os
 import stat
 
-from pyruntime import log
+from pyruntime import jsondoc, log
 from pyruntime.errors import ConfigError, RuntimeUserError
 from pyruntime.spec import fastcheck, schemas
 from pyruntime.spec.semantics import deprecations, semantic_problems
@@ -81,8 +81,10 @@ def read_config(bundle: str) -> dict:
         raise RuntimeUserError(f"invalid config.json: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except RecursionError:
         raise RuntimeUserError(f"invalid config.json: nested more than {MAX_CONFIG_DEPTH} levels deep") from None
-    if json_depth(config) > MAX_CONFIG_DEPTH:
-        raise RuntimeUserError(f"invalid config.json: nested more than {MAX_CONFIG_DEPTH} levels deep")
+    try:
+        jsondoc.check(config, MAX_CONFIG_DEPTH)
+    except jsondoc.JsonDocError as e:
+        raise RuntimeUserError(f"invalid config.json: {e}") from None
     return config
 
 
@@ -116,25 +118,6 @@ def read_bounded_file(path: str, limit: int, missing: str) -> bytes:
         raise RuntimeUserError(f"cannot read {path}: {e.strerror}") from None
     finally:
         os.close(fd)
-
-
-def json_depth(document: object) -> int:
-    """How deeply containers nest in a parsed JSON document (a scalar is 0), counted without
-    recursion: a hostile document must not be able to exhaust the stack of what checks it."""
-    deepest = 0
-    pending = [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, dict):
-            children = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        deepest = max(deepest, depth)
-        pending.extend((child, depth + 1) for child in children
-                       if isinstance(child, (dict, list)))
-    return deepest
 
 
 def load_config(bundle: str) -> dict:

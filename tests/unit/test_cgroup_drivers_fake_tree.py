@@ -324,3 +324,20 @@ def test_rollback_spares_a_sibling_made_meanwhile(tmp_path):
     rollback(made)
     assert not (tmp_path / "parent" / "mine").exists()
     assert (tmp_path / "parent" / "theirs").is_dir()
+
+
+def test_undo_create_removes_only_what_create_made(tmp_path):
+    from pyruntime.cgroups.manager import make_dirs
+
+    mgr = V1Manager(PATH, hierarchies={c: str(tmp_path / c) for c in ("memory", "freezer")})
+    theirs = tmp_path / "memory" / PATH.strip("/")
+    theirs.mkdir(parents=True)                      # the caller's cgroup, there before
+    made = []
+    for d in mgr.directories():
+        make_dirs(d, made)
+    mgr.made = made
+    mgr.undo_create()
+    assert theirs.is_dir()
+    assert not (tmp_path / "freezer" / PATH.strip("/")).exists()
+    assert (tmp_path / "freezer" / "pyruntime-test").is_dir()   # a parent others may share
+    mgr.undo_create()                                           # nothing left to undo

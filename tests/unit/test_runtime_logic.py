@@ -9,7 +9,8 @@ from pyruntime import linux
 from pyruntime.errors import ContainerExists, ContainerNotFound, RuntimeUserError
 from pyruntime.init.container import NamespacePlan
 from pyruntime.init.process import CAP_NUMBERS, cap_mask, find_executable
-from pyruntime.init.rootfs import parse_options, secure_join
+from pyruntime.init.inroot import secure_join
+from pyruntime.init.rootfs import parse_options
 from pyruntime.init.seccomp import rule_arg_sets
 from pyruntime.lifecycle import parse_signal
 from pyruntime.state import (ContainerDir, ContainerState, check_id, oci_state,
