@@ -13,7 +13,6 @@ import click
 
 from pyruntime import __version__, OCI_VERSION, log
 from pyruntime.errors import RuntimeUserError
-from pyruntime.state import DEFAULT_ROOT
 
 
 class Context:
@@ -27,13 +26,15 @@ pass_ctx = click.make_pass_decorator(Context)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-v", message=f"pyruntime version %(version)s\nspec: {OCI_VERSION}")
-@click.option("--root", default=DEFAULT_ROOT, show_default=True, envvar="PYRUNTIME_ROOT",
-              help="Directory holding the containers' state.")
+@click.option("--root", default=None, envvar="PYRUNTIME_ROOT",
+              help="Directory holding the containers' state (default: /run/pyruntime for root, "
+                   "$XDG_RUNTIME_DIR/pyruntime for anyone else).")
 @click.option("--log", "log_path", default="", help="Write log messages to this file (default: stderr).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--debug", is_flag=True, help="Debug logging, and tracebacks for internal errors.")
 @click.option("--systemd-cgroup", is_flag=True, help="Use the systemd cgroup driver (not supported).")
-@click.option("--rootless", default="auto", hidden=True, help="Accepted for runc compatibility.")
+@click.option("--rootless", default="auto", show_default=True,
+              help="true, false or auto (not uid 0, or uid 0 in a user namespace): run as rootless.")
 @click.option("--criu", default="", hidden=True, help="Accepted for runc compatibility.")
 @click.pass_context
 def main_group(ctx: click.Context, root: str, log_path: str, log_format: str, debug: bool,
@@ -43,6 +44,11 @@ def main_group(ctx: click.Context, root: str, log_path: str, log_format: str, de
     if systemd_cgroup:
         raise RuntimeUserError("--systemd-cgroup: the systemd cgroup driver is not supported; "
                                "use the cgroupfs driver (omit the flag)")
+    from pyruntime import rootless as rootless_mode
+
+    rootless_mode.configure(rootless)
+    if root is None:
+        root = rootless_mode.default_state_root()
     ctx.obj = Context(os.path.abspath(root), debug)
 
 
@@ -74,7 +80,6 @@ def create(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivo
     """Create a container; its process waits for `start`."""
     from pyruntime import lifecycle
 
-    lifecycle.require_root()
     lifecycle.create(ctx.root, container_id, bundle, console_socket=console_socket,
                      pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds)
 
@@ -100,7 +105,6 @@ def run(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, 
     """Create and start a container; wait for it and exit with its exit code."""
     from pyruntime import lifecycle
 
-    lifecycle.require_root()
     code = lifecycle.run(ctx.root, container_id, bundle, detach=detach, console_socket=console_socket,
                          pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds)
     click.get_current_context().exit(code)
@@ -130,7 +134,6 @@ def exec_command(ctx: Context, container_id, command, process_file, tty, console
     """Run another process in a running container."""
     from pyruntime import execute, lifecycle
 
-    lifecycle.require_root()
     config = lifecycle.saved_config(ctx.root, container_id)
     process = execute.process_from_flags(
         config, list(command), process_file=process_file, tty=tty, env=env, cwd=cwd, user=user,
@@ -253,11 +256,11 @@ def ps(ctx: Context, container_id, fmt, ps_args):
     from pyruntime import lifecycle
     from pyruntime.cgroups import commands
 
-    manager = lifecycle.container_cgroup(ctx.root, container_id)
+    processes = lifecycle.container_processes(ctx.root, container_id)
     if fmt == "json":
-        click.echo(json.dumps(commands.ps_json(manager)))
+        click.echo(json.dumps(commands.ps_json(processes)))
     else:
-        click.echo(commands.ps_table(manager, ps_args), nl=False)
+        click.echo(commands.ps_table(processes, ps_args), nl=False)
 
 
 @main_group.command(name="list")

@@ -15,7 +15,7 @@ import sys
 # command -> {flag: (destination, takes a value)}; positional arguments by name.
 GLOBAL_FLAGS = {
     "--root": ("root", True), "--log": ("log_path", True), "--log-format": ("log_format", True),
-    "--debug": ("debug", False),
+    "--debug": ("debug", False), "--rootless": ("rootless", True),
 }
 HOT_COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], tuple[str, ...]]] = {
     "state": ({}, ("container_id",)),
@@ -32,7 +32,7 @@ HOT_COMMANDS["run"] = ({**HOT_COMMANDS["create"][0], "--detach": ("detach", Fals
                         "-d": ("detach", False), "--keep": ("keep", False)}, ("container_id",))
 
 DEFAULTS = {
-    "root": None, "log_path": "", "log_format": "text", "debug": False,
+    "root": None, "log_path": "", "log_format": "text", "debug": False, "rootless": "auto",
     "all_processes": False, "force": False, "signal": "SIGTERM", "bundle": ".",
     "console_socket": None, "pid_file": None, "no_pivot": False, "no_new_keyring": False,
     "preserve_fds": 0, "detach": False, "keep": False,
@@ -139,10 +139,11 @@ def _dispatch(command: str, o: dict, stage) -> int:
     import os
 
     from pyruntime import lifecycle, log
-    from pyruntime.state import DEFAULT_ROOT
+    from pyruntime import rootless
 
     log.configure(o["log_path"], o["log_format"], o["debug"])
-    root = os.path.abspath(o["root"] or os.environ.get("PYRUNTIME_ROOT") or DEFAULT_ROOT)
+    rootless.configure(o["rootless"])
+    root = os.path.abspath(o["root"] or os.environ.get("PYRUNTIME_ROOT") or rootless.default_state_root())
     cid = o["container_id"]
     if command == "state":
         import json
@@ -155,7 +156,6 @@ def _dispatch(command: str, o: dict, stage) -> int:
     elif command == "delete":
         lifecycle.delete(root, cid, force=o["force"])
     else:
-        lifecycle.require_root()
         create_opts = dict(console_socket=o["console_socket"], pid_file=o["pid_file"],
                            no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"], stage=stage)
         if command == "create":

@@ -37,11 +37,6 @@ class Undo:
                 log.warn(f"rollback: {what}: {e}")
 
 
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise RuntimeUserError("pyruntime must be run as root")
-
-
 # -- create ----------------------------------------------------------------------------------
 def create(root: str, container_id: str, bundle: str, *, console_socket: str | None = None,
            pid_file: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
@@ -86,7 +81,7 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
 def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: Undo,
                       console_socket: str | None, no_pivot: bool, preserve_fds: int, console,
                       stage) -> None:
-    from pyruntime import hooks
+    from pyruntime import hooks, idmap
     from pyruntime.init import container, reexec, seccomp, sync
 
     config = state.config
@@ -115,14 +110,14 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: U
         # The new interpreter started up while the runtime loaded; stage 1 waits for
         # "cgroup-ready" before it does anything. The devices the init creates must be
         # allowed by the devices controller.
-        _refuse_frozen(cgroup)      # an existing one, before anything is written to it
-        cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
-        _refuse_frozen(cgroup)      # a new one, below a frozen parent
-        cgroup.add_process(stage1_pid)
+        if _make_cgroup(cgroup, lx):
+            cgroup.add_process(stage1_pid)
+        else:
+            state.cgroup = {}
         sync.send(parent_sock, "cgroup-ready")
         msg = sync.recv(parent_sock, "userns", "init-pid")
         if msg["type"] == "userns":
-            container.write_id_maps(stage1_pid, config)
+            idmap.write_id_maps(stage1_pid, config)
             sync.send(parent_sock, "userns-mapped")
             msg = sync.recv(parent_sock, "init-pid")
         state.pid = msg["pid"]
@@ -157,6 +152,32 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: U
             stage.close()
         if console:
             console.close()
+
+
+def _make_cgroup(cgroup, lx: dict) -> bool:
+    """Create the container's cgroup with its limits. A rootless caller that may not write
+    there runs its container without one (as runc does), unless limits were asked for: those
+    are never dropped in silence. False when there is no cgroup."""
+    from pyruntime import rootless
+
+    _refuse_frozen(cgroup)      # an existing one, before anything is written to it
+    try:
+        cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
+    except PermissionError as e:
+        if not rootless.is_rootless():
+            raise
+        where = e.filename or cgroup.path
+        limits = sorted(k for k in lx.get("resources") or {} if k != "devices")
+        if limits:
+            raise RuntimeUserError(
+                f"linux.resources.{limits[0]}: a rootless container gets limits only in a cgroup "
+                f"its user may write (a delegated cgroup v2 subtree); {where}: permission denied"
+            ) from None
+        log.warn(f"rootless: no cgroup for the container ({where}: permission denied); "
+                 "pause, update and events need one")
+        return False
+    _refuse_frozen(cgroup)      # a new one, below a frozen parent
+    return True
 
 
 def _refuse_frozen(cgroup) -> None:
@@ -559,6 +580,40 @@ def container_cgroup(root: str, container_id: str, *, running_only: bool = True)
         if running_only and status == STOPPED:
             raise InvalidState(f"container {container_id} is not running")
         return _manager(state)
+
+
+class PidNamespaceProcesses:
+    """The processes of a container that has no cgroup (rootless without a delegated one):
+    those in its init's PID namespace, or the init alone when it shares the host's."""
+
+    def __init__(self, init_pid: int):
+        self.init_pid = init_pid
+
+    def pids(self) -> list[int]:
+        try:
+            theirs = os.readlink(f"/proc/{self.init_pid}/ns/pid")
+        except OSError:
+            return []
+        if theirs == os.readlink("/proc/self/ns/pid"):
+            return [self.init_pid]
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.readlink(f"/proc/{entry}/ns/pid") == theirs:
+                        found.append(int(entry))
+                except OSError:
+                    continue   # gone meanwhile, or not ours to look at
+        return sorted(found)
+
+
+def container_processes(root: str, container_id: str):
+    """What `ps` lists: the container's cgroup, or its PID namespace when it has no cgroup."""
+    with ContainerDir(root, container_id).lock(shared=True) as cdir:
+        state = cdir.load()
+        if status_of(cdir, state) == STOPPED:
+            raise InvalidState(f"container {container_id} is not running")
+        return _manager(state) if state.cgroup else PidNamespaceProcesses(state.pid)
 
 
 # -- queries ---------------------------------------------------------------------------------

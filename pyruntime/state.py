@@ -21,7 +21,7 @@ import time
 
 from pyruntime.errors import ContainerExists, ContainerNotFound, RuntimeUserError
 
-DEFAULT_ROOT = "/run/pyruntime"
+DEFAULT_ROOT = "/run/pyruntime"    # root's; rootless.default_state_root() picks per caller
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
 EXEC_FIFO = "exec.fifo"
@@ -124,15 +124,24 @@ class ContainerDir:
     # -- existence -------------------------------------------------------------------------
     def make(self) -> None:
         """Create the directory; an existing one means the id is taken."""
+        from pyruntime.rootless import check_private_root
+
         check_root(self.root)
+        # root's state may be traversed (not listed) by others; anyone else's is private
         try:
-            os.makedirs(self.root, mode=0o711, exist_ok=True)
+            os.makedirs(self.root, mode=0o711 if os.geteuid() == 0 else 0o700, exist_ok=True)
         except OSError as e:
             raise RuntimeUserError(f"--root {self.root}: cannot create it: {e.strerror}") from None
+        check_private_root(self.root)
         try:
+            # 0711: an init that already switched to another (mapped) user still reaches
+            # exec.fifo through the fd it holds; nobody else can reach this directory at all
+            # when the root above it is private
             os.mkdir(self.path, 0o711)
         except FileExistsError:
             raise ContainerExists(self.id) from None
+        except PermissionError:
+            raise RuntimeUserError(f"--root {self.root}: permission denied") from None
 
     def exists(self) -> bool:
         return os.path.isdir(self.path)
@@ -165,6 +174,9 @@ class ContainerDir:
         except NotADirectoryError:
             check_root(self.root)
             raise ContainerNotFound(self.id) from None
+        except PermissionError:
+            # another user's container (root's state directories are 0711, files 0600)
+            raise RuntimeUserError(f"container {self.id!r}: permission denied") from None
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         self._lock_fd = fd
         # The container may have been deleted while we waited for the lock.
@@ -253,6 +265,8 @@ def list_ids(root: str) -> list[str]:
     except NotADirectoryError:
         check_root(root)
         raise
+    except PermissionError:
+        raise RuntimeUserError(f"--root {root}: permission denied") from None
     return sorted(n for n in names if is_valid_id(n) and os.path.isfile(os.path.join(root, n, STATE_FILE)))
 
 

@@ -20,14 +20,16 @@ def repo_env(**extra: str) -> dict[str, str]:
 
 
 def pyruntime(*args: str, root: str | os.PathLike | None = None, check: bool = False,
-              timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
-    """Run the pyruntime CLI of this checkout and capture its output.
+              timeout: float = 60, as_user: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run the pyruntime CLI of this checkout and capture its output (`as_user`: run by that
+    user, through runuser).
 
     Output goes through files, not pipes: a created container's init inherits the caller's
     stdio (as with runc), so a pipe would stay open until the container exits."""
     import tempfile
 
-    cmd = [sys.executable, "-m", "pyruntime"]
+    cmd = ["runuser", "-u", as_user, "--"] if as_user else []
+    cmd += [sys.executable, "-m", "pyruntime"]
     if root is not None:
         cmd += ["--root", str(root)]
     cmd += list(args)

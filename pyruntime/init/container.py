@@ -156,19 +156,6 @@ def write_time_offsets(offsets: dict) -> None:
             f.write("".join(lines))
 
 
-def write_id_maps(pid: int, config: dict) -> None:
-    """Runs in the runtime: give the new user namespace of `pid` its uid and gid maps."""
-    lx = config.get("linux") or {}
-    for kind in ("uid", "gid"):
-        mappings = lx.get(f"{kind}Mappings") or []
-        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
-        try:
-            with open(f"/proc/{pid}/{kind}_map", "w") as f:
-                f.write(text)
-        except OSError as e:
-            raise RuntimeUserError(f"linux.{kind}Mappings: the kernel refused {text.strip()!r}: {e.strerror}") from None
-
-
 def loopback_up() -> None:
     """A new network namespace has `lo` down; bring it up as runc does (SIOCSIFFLAGS)."""
     import fcntl

@@ -82,13 +82,22 @@ def test_missing_binary(rt):
     assert_nothing_left(rt, cid)
 
 
-def test_not_root(rt):
-    bundle = rt.bundle(["true"])
-    proc = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         sys.executable, "-m", "pyruntime", "--root", str(rt.root), "create", "--bundle", str(bundle), "x"],
-        env=repo_env(), capture_output=True, text=True, timeout=30)
-    assert_clean_error(proc, "must be run as root")
+def test_another_user_cannot_create_in_roots_state(rt, tmp_path):
+    import shutil
+    import tempfile
+
+    bundle = rt.bundle_from(container_config(["true"]), traversable=True)
+    root_state = tempfile.mkdtemp(prefix="pyruntime-rootstate-", dir="/var/tmp")
+    os.chmod(root_state, 0o711)   # as /run/pyruntime
+    try:
+        proc = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-m", "pyruntime", "--root", root_state, "create", "--bundle", str(bundle), "x"],
+            env=repo_env(), capture_output=True, text=True, timeout=30)
+        assert_clean_error(proc, f"--root {root_state}")
+        assert os.listdir(root_state) == []
+    finally:
+        shutil.rmtree(root_state)
 
 
 def test_failing_bind_source_rolls_back(rt, tmp_path):

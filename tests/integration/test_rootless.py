@@ -1,0 +1,191 @@
+"""Rootless: a throwaway unprivileged user runs real containers with pyruntime.
+
+The user gets its own copy of the package (the checkout may live where only root can read),
+a bundle it owns, and subordinate id ranges from useradd. Everything it made goes with it.
+"""
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support import BUSYBOX_ROOTFS, REPO, pyruntime, wait_for
+
+
+class User:
+    def __init__(self, name: str, base: Path):
+        entry = pwd.getpwnam(name)
+        self.name, self.uid, self.gid, self.home = name, entry.pw_uid, entry.pw_gid, entry.pw_dir
+        self.base = base
+        self.lib = base / "lib"
+        self.subuid = _subordinate("/etc/subuid", name)
+        self.subgid = _subordinate("/etc/subgid", name)
+
+    @property
+    def state_root(self) -> Path:
+        return Path(f"/tmp/pyruntime-{self.uid}")
+
+    def env(self) -> dict[str, str]:
+        return {"HOME": self.home, "USER": self.name, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+                "PYTHONPATH": str(self.lib)}
+
+    def run(self, *args, cwd=None, **kwargs) -> subprocess.CompletedProcess:
+        """pyruntime as this user (no XDG_RUNTIME_DIR: the default state root is /tmp's)."""
+        return pyruntime(*args, as_user=self.name, env=self.env(), cwd=cwd or self.base, **kwargs)
+
+    def bundle(self, args: list[str], **changes) -> Path:
+        """A bundle the user owns, from `pyruntime spec --rootless` run as the user."""
+        bundle = self.base / uuid.uuid4().hex[:8]
+        bundle.mkdir()
+        subprocess.run(["cp", "-a", str(BUSYBOX_ROOTFS), str(bundle / "rootfs")], check=True)
+        shutil.chown(bundle, self.name, self.name)
+        subprocess.run(["chown", "-R", f"{self.name}:{self.name}", str(bundle / "rootfs")], check=True)
+        made = self.run("spec", "--rootless", cwd=bundle)
+        assert made.returncode == 0, made.stderr
+        config = json.loads((bundle / "config.json").read_text())
+        config["process"].update(terminal=False, args=args)
+        for key, value in changes.items():
+            section, _, field = key.partition("__")
+            if field:
+                config.setdefault(section, {})[field] = value
+            else:
+                config[section] = value
+        (bundle / "config.json").write_text(json.dumps(config))
+        return bundle
+
+
+def _subordinate(path: str, name: str) -> tuple[int, int]:
+    for line in Path(path).read_text().splitlines():
+        owner, start, count = line.split(":")
+        if owner == name:
+            return int(start), int(count)
+    raise AssertionError(f"useradd gave {name} no range in {path}")
+
+
+@pytest.fixture
+def user():
+    name = f"pyrt{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True, capture_output=True)
+    base = Path(tempfile.mkdtemp(prefix="pyruntime-rootless-", dir="/var/tmp"))
+    try:
+        base.chmod(0o755)
+        shutil.copytree(REPO / "pyruntime", base / "lib" / "pyruntime",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / "oci-schemas", base / "lib" / "oci-schemas")
+        shutil.chown(base, name, name)
+        u = User(name, base)
+        yield u
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        wait_for(lambda: subprocess.run(["pgrep", "-u", name], capture_output=True).returncode != 0)
+        shutil.rmtree(f"/tmp/pyruntime-{pwd.getpwnam(name).pw_uid}", ignore_errors=True)
+        subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+        for path in ("/etc/subuid", "/etc/subgid"):
+            kept = [l for l in Path(path).read_text().splitlines(True) if not l.startswith(name + ":")]
+            Path(path).write_text("".join(kept))
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _host_uids(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return {int(x) for x in line.split()[1:]}
+    return set()
+
+
+def test_rootless_run_is_root_inside_and_the_user_outside(user):
+    bundle = user.bundle(["sh", "-c", "id -u; cat /proc/self/uid_map /proc/self/gid_map"])
+    proc = user.run("run", "--bundle", str(bundle), "c1")
+    assert proc.returncode == 0, proc.stderr
+    lines = [" ".join(line.split()) for line in proc.stdout.splitlines()]
+    assert lines == ["0", f"0 {user.uid} 1", f"0 {user.gid} 1"]
+    st = user.state_root.stat()
+    assert st.st_uid == user.uid and st.st_mode & 0o777 == 0o700
+    assert list(user.state_root.iterdir()) == []
+
+
+def test_rootless_lifecycle(user):
+    bundle = user.bundle(["sleep", "60"])
+    assert user.run("create", "--bundle", str(bundle), "c2").returncode == 0
+    state = json.loads(user.run("state", "c2").stdout)
+    assert state["status"] == "created"
+    assert user.run("start", "c2").returncode == 0
+    listed = json.loads(user.run("list", "--format", "json").stdout)
+    assert [(c["id"], c["status"]) for c in listed] == [("c2", "running")]
+    exec_proc = user.run("exec", "c2", "sh", "-c", "id -u; echo from-exec")
+    assert exec_proc.stdout.split() == ["0", "from-exec"], exec_proc.stderr
+    ps = json.loads(user.run("ps", "--format", "json", "c2").stdout)
+    assert state["pid"] in ps
+    for pid in ps:
+        assert _host_uids(pid) == {user.uid}      # every process of it is the user's outside
+    assert user.run("kill", "c2", "KILL").returncode == 0
+    assert wait_for(lambda: json.loads(user.run("state", "c2").stdout)["status"] == "stopped")
+    deleted = user.run("delete", "c2")
+    assert deleted.returncode == 0, deleted.stderr
+    assert list(user.state_root.iterdir()) == []
+
+
+def test_rootless_with_subordinate_ids_through_newuidmap(user):
+    sub_uid, _ = user.subuid
+    sub_gid, _ = user.subgid
+    bundle = user.bundle(["sh", "-c", "cat /proc/self/uid_map; sleep 60"])
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": user.uid, "size": 1},
+                                      {"containerID": 1, "hostID": sub_uid, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": user.gid, "size": 1},
+                                      {"containerID": 1, "hostID": sub_gid, "size": 65536}]
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    (bundle / "config.json").write_text(json.dumps(config))
+    proc = user.run("run", "-d", "--bundle", str(bundle), "c3")
+    assert proc.returncode == 0, proc.stderr
+    pid = json.loads(user.run("state", "c3").stdout)["pid"]
+    assert _host_uids(pid) == {sub_uid + 999}
+    mapping = [" ".join(line.split()) for line in open(f"/proc/{pid}/uid_map").read().splitlines()]
+    assert mapping == [f"0 {user.uid} 1", f"1 {sub_uid} 65536"]
+    assert user.run("delete", "--force", "c3").returncode == 0
+
+
+def test_rootless_limits_that_cannot_be_applied_are_an_error(user):
+    bundle = user.bundle(["true"])
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["resources"] = {"pids": {"limit": 10}}
+    (bundle / "config.json").write_text(json.dumps(config))
+    proc = user.run("run", "--bundle", str(bundle), "c4")
+    assert proc.returncode != 0
+    assert "linux.resources.pids: a rootless container" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(user.state_root.iterdir()) == []
+
+
+def test_a_state_root_someone_else_made_is_refused(user):
+    user.state_root.mkdir(mode=0o777)             # planted by another user (root, here)
+    os.chmod(user.state_root, 0o777)
+    proc = user.run("run", "--bundle", str(user.bundle(["true"])), "c5")
+    assert proc.returncode != 0
+    assert "must belong to you" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(user.state_root.iterdir()) == []
+
+
+def test_a_user_cannot_see_signal_or_delete_roots_containers(user, rt):
+    root_state = Path(tempfile.mkdtemp(prefix="pyruntime-rootstate-", dir="/var/tmp"))
+    os.chmod(root_state, 0o711)          # as /run/pyruntime: others may pass, not list
+    cid = rt.new_id()
+    try:
+        pyruntime("run", "-d", "--bundle", str(rt.bundle(["sleep", "60"])), cid, root=root_state, check=True)
+        for command in (["state", cid], ["kill", cid, "KILL"], ["delete", "--force", cid], ["list"]):
+            proc = user.run("--root", str(root_state), *command)
+            assert proc.returncode != 0, command
+            assert "permission denied" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        state = json.loads(pyruntime("state", cid, root=root_state, check=True).stdout)
+        assert state["status"] == "running"
+    finally:
+        pyruntime("delete", "--force", cid, root=root_state)
+        shutil.rmtree(root_state, ignore_errors=True)
