@@ -173,8 +173,11 @@ def _make_cgroup(cgroup, lx: dict) -> bool:
                 f"linux.resources.{limits[0]}: a rootless container gets limits only in a cgroup "
                 f"its user may write (a delegated cgroup v2 subtree); {where}: permission denied"
             ) from None
-        log.warn(f"rootless: no cgroup for the container ({where}: permission denied); "
-                 "pause, update and events need one")
+        # Said once to a user who called us; an engine that runs us in its own user namespace
+        # (rootless podman) reads any line on stderr as the reason a create failed.
+        report = log.warn if rootless.in_initial_userns() else log.debug
+        report(f"rootless: no cgroup for the container ({where}: permission denied); "
+               "pause, update and events need one")
         return False
     _refuse_frozen(cgroup)      # a new one, below a frozen parent
     return True

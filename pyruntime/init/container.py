@@ -199,6 +199,7 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     from pyruntime import hooks
     from pyruntime.init import process as proc
     from pyruntime.init.rootfs import RootfsBuilder
+    from pyruntime.rootless import in_initial_userns
 
     config = opts.config
     lx = config.get("linux") or {}
@@ -210,7 +211,10 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     os.umask(0)
     if "network" in plan.new_types:
         loopback_up()
-    rootfs = RootfsBuilder(config, opts.bundle, in_userns=plan.new_user or any(k == "user" for k, _ in plan.join),
+    # in a user namespace (a new one, a joined one, or the runtime's own under rootless
+    # podman) mknod is not allowed: devices are bound from the host instead
+    in_userns = plan.new_user or any(k == "user" for k, _ in plan.join) or not in_initial_userns()
+    rootfs = RootfsBuilder(config, opts.bundle, in_userns=in_userns,
                            cgroupns="cgroup" in plan.new_types)
     if "mount" in plan.new_types:
         rootfs.prepare()

@@ -377,7 +377,10 @@ class RootfsBuilder:
     # -- devices ---------------------------------------------------------------------------
     def create_devices(self) -> None:
         for dev in DEFAULT_DEVICES:
-            self.create_device(dev, replace=False)
+            try:
+                self.create_device(dev, replace=False)
+            except OSError as e:
+                raise RuntimeUserError(f"default device {dev['path']}: {e.strerror or e}") from None
         for index, dev in enumerate(self.linux.get("devices") or []):
             try:
                 self.create_device(dev, replace=True)

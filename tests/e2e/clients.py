@@ -90,13 +90,14 @@ def run_in_pty(cmd: list[str], timeout: float = 60, env: dict | None = None,
     return Result(rc, b"".join(chunks).decode(errors="replace"), "")
 
 
-def write_shim(path: Path, runtime: str, trace: Path) -> Path:
-    """An executable named like the runtime that logs its argv, then execs the runtime."""
+def write_shim(path: Path, runtime: str, trace: Path, package_dir: Path = REPO) -> Path:
+    """An executable named like the runtime that logs its argv, then execs the runtime
+    (pyruntime imported from `package_dir`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if runtime == "runc":
         target = f'exec {RUNC} "$@"'
     else:
-        target = f'PYTHONPATH={REPO} exec {sys.executable} -m pyruntime "$@"'
+        target = f'PYTHONPATH={package_dir} exec {sys.executable} -m pyruntime "$@"'
     path.write_text("#!/bin/sh\n"
                     f"printf '%s\\n' \"$*\" >> {trace}\n"
                     f"{target}\n")
@@ -466,3 +467,81 @@ class CniNetwork:
         if not self.nat_table_existed and self._nat_table_exists() \
                 and not any(r.startswith("-A ") for r in self._nat_rules()):
             subprocess.run(["nft", "delete", "table", "ip", "nat"], capture_output=True)
+
+
+class RootlessPodmanEnv:
+    """podman run by a throwaway unprivileged user, as most people run it: podman makes the
+    user namespace (from the user's /etc/subuid range) and calls the runtime inside it. The
+    user gets its own storage, its own copy of pyruntime (the checkout may be root's only)
+    and shims that trace the runtime's calls; all of it goes with the user."""
+
+    def __init__(self):
+        import pwd
+
+        self.user = f"pe2e{uuid.uuid4().hex[:8]}"
+        subprocess.run(["useradd", "-m", "-s", "/bin/sh", self.user], check=True, capture_output=True)
+        entry = pwd.getpwnam(self.user)
+        self.uid, self.home = entry.pw_uid, Path(entry.pw_dir)
+        self.base = self.home / "e2e"
+        lib = self.base / "lib"
+        shutil.copytree(REPO / "pyruntime", lib / "pyruntime", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / "oci-schemas", lib / "oci-schemas")
+        self.traces = {rt: self.base / f"trace-rootless-podman-{rt}.log" for rt in RUNTIMES}
+        self.runtimes = {rt: write_shim(self.base / "shims" / rt / rt, rt, self.traces[rt], lib)
+                         for rt in RUNTIMES}
+        for trace in self.traces.values():
+            trace.touch()
+        subprocess.run(["chown", "-R", f"{self.user}:{self.user}", str(self.base)], check=True)
+        self.env = {"HOME": str(self.home), "USER": self.user, "LOGNAME": self.user,
+                    "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+        self.global_flags = ["--root", str(self.base / "root"), "--runroot", str(self.base / "runroot"),
+                             "--storage-driver", "vfs", "--tmpdir", str(self.base / "tmp"),
+                             "--events-backend", "file", "--cgroup-manager", "cgroupfs"]
+
+    def command(self, *args: str, runtime: str | None = None) -> list[str]:
+        cmd = ["runuser", "-u", self.user, "--", "podman", *self.global_flags]
+        if runtime:
+            cmd += ["--runtime", str(self.runtimes[runtime])]
+        return cmd + list(args)
+
+    def __call__(self, *args: str, runtime: str | None = None, **kwargs) -> Result:
+        return run_command(self.command(*args, runtime=runtime), env=self.env, cwd=self.base, **kwargs)
+
+    def import_image(self) -> None:
+        archive = self.base / "busybox.tar"
+        subprocess.run(["tar", "-C", str(BUSYBOX_ROOTFS), "-cf", str(archive), "."], check=True)
+        os.chmod(archive, 0o644)
+        r = self("import", str(archive), IMAGE)
+        assert r.rc == 0, str(r)
+
+    def container_ids(self) -> set[str]:
+        return set(self("ps", "-a", "-q", "--no-trunc").out.split())
+
+    def existing_names(self, names: list[str]) -> list[str]:
+        present = set(self("ps", "-a", "--format", "{{.Names}}").out.split())
+        return [n for n in names if n in present]
+
+    def teardown(self) -> None:
+        ids = self.container_ids()
+        if ids:
+            self("rm", "-f", "-t", "0", *ids)
+        self("system", "reset", "--force")
+        subprocess.run(["pkill", "-KILL", "-u", self.user], capture_output=True)
+        for _ in range(100):
+            if subprocess.run(["pgrep", "-u", self.user], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.05)
+        shutil.rmtree(f"/tmp/podman-run-{self.uid}", ignore_errors=True)
+        shutil.rmtree(f"/tmp/containers-user-{self.uid}", ignore_errors=True)
+        subprocess.run(["userdel", "-r", "-f", self.user], capture_output=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+        for path in ("/etc/subuid", "/etc/subgid"):
+            lines = Path(path).read_text().splitlines(True)
+            Path(path).write_text("".join(l for l in lines if not l.startswith(self.user + ":")))
+
+
+class RootlessPodman(Podman):
+    """Podman's client, rootless: no cgroup parent (this host's v1 cgroups are root's)."""
+
+    def container_flags(self, network: str = "none") -> list[str]:
+        return ["--name", self.new_name(), "--network", network]

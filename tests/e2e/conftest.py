@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.clients import (RUNTIMES, CniNetwork, Containerd, Ctr, Podman, PodmanEnv, cgroup_dirs_under,
-                               runtime_supports)
+from tests.e2e.clients import (RUNTIMES, CniNetwork, Containerd, Ctr, Podman, PodmanEnv, RootlessPodman,
+                               RootlessPodmanEnv, cgroup_dirs_under, runtime_supports)
 from tests.support import BUSYBOX_ROOTFS, host_snapshot, leaks
 
 _baselines: dict[tuple, dict] = {}
@@ -88,6 +88,30 @@ def podman_env():
     finally:
         summarise_traces(env.traces, "podman")
         env.teardown()
+
+
+@pytest.fixture(scope="session")
+def rootless_podman_env():
+    if not shutil.which("newuidmap"):
+        pytest.skip("rootless podman needs newuidmap (package uidmap)")
+    env = RootlessPodmanEnv()
+    try:
+        env.import_image()
+        yield env
+    finally:
+        summarise_traces(env.traces, "rootless-podman")
+        env.teardown()
+
+
+@pytest.fixture
+def rpodman(rootless_podman_env, runtime):
+    """Rootless podman bound to one runtime."""
+    client = RootlessPodman(rootless_podman_env, runtime)
+    calls = trace_length(rootless_podman_env.traces[runtime])
+    yield client
+    assert not client.names or trace_length(rootless_podman_env.traces[runtime]) > calls, \
+        f"rootless podman never called {runtime}: the test did not test it"
+    client.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -207,6 +231,9 @@ def run_baseline(request) -> None:
     if "podman" in kwargs:
         kwargs["podman"] = Podman(kwargs["podman"].env, "runc")
         made.append(kwargs["podman"])
+    if "rpodman" in kwargs:
+        kwargs["rpodman"] = RootlessPodman(kwargs["rpodman"].env, "runc")
+        made.append(kwargs["rpodman"])
     if "ctr" in kwargs:
         kwargs["ctr"] = Ctr(kwargs["ctr"].daemon, "runc")
         made.append(kwargs["ctr"])
