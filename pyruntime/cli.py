@@ -289,7 +289,8 @@ def list_command(ctx: Context, fmt, quiet):
 @bundle_option
 @click.option("--rootless", is_flag=True, help="A config for running without root (user namespace).")
 @click.option("--network", default=None,
-              help="bridge[:NAME], host, none or container:ID (bridge puts the network hook in).")
+              help="bridge[:NAME], slirp4netns, host, none or container:ID (bridge and slirp4netns "
+                   "put the network hook in).")
 @click.option("--publish", "-p", multiple=True,
               help="Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp] (bridge).")
 def spec(bundle, rootless, network, publish):

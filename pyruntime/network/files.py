@@ -18,8 +18,26 @@ FILES_DIR = "/run/pyruntime-network"
 FILES = ("hosts", "resolv.conf")
 
 
+def files_dir() -> str:
+    """root's FILES_DIR; a rootless caller's own directory (it cannot write root's)."""
+    return FILES_DIR if os.geteuid() == 0 else f"/tmp/pyruntime-network-{os.geteuid()}"
+
+
 def container_dir(container_id: str) -> str:
-    return os.path.join(FILES_DIR, container_id)
+    return os.path.join(files_dir(), container_id)
+
+
+def make_container_dir(container_id: str) -> str:
+    """Create (if need be) and return the container's directory. A rootless caller's base is
+    private to it: one another user planted in /tmp first is refused."""
+    from pyruntime.rootless import check_private_root
+
+    base = files_dir()
+    os.makedirs(base, mode=0o755 if os.geteuid() == 0 else 0o700, exist_ok=True)
+    check_private_root(base)
+    directory = os.path.join(base, container_id)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    return directory
 
 
 def result_addresses(result: dict) -> list[str]:
@@ -87,8 +105,7 @@ def write_files(container_id: str, hostname: str, result: dict,
             host_text = f.read()
     except OSError:
         host_text = ""
-    directory = container_dir(container_id)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    directory = make_container_dir(container_id)
     contents = {"hosts": render_hosts(hostname, result_addresses(result)),
                 "resolv.conf": render_resolv_conf(result.get("dns"), host_text)}
     written = {}

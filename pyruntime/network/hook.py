@@ -111,9 +111,9 @@ class NetworkHook:
     # -- up --------------------------------------------------------------------------------
     def up(self) -> None:
         from pyruntime import netns
-        from pyruntime.network import config as netconfig
+        from pyruntime.network import config as netconfig, modes
 
-        if self.mode.kind != "bridge":
+        if self.mode.kind not in modes.HOOKED:
             return
         pid = int(self.state.get("pid") or 0)
         if pid <= 0:
@@ -122,6 +122,9 @@ class NetworkHook:
             raise HookError("the container shares the host's network namespace: add a "
                             "\"network\" namespace to linux.namespaces, or use --network host "
                             "without this hook")
+        if self.mode.kind == "slirp4netns":
+            self._slirp_up(pid)
+            return
         conflist = netconfig.find_network(self.mode.target, self.config_dirs)
         try:
             path = netns.pin(pid, self.id)
@@ -139,12 +142,22 @@ class NetworkHook:
                 print(f"pyruntime-network-hook up: while undoing: {e}", file=sys.stderr)
             raise
 
+    def _slirp_up(self, pid: int) -> None:
+        from pyruntime.network import files, slirp
+
+        directory = files.make_container_dir(self.id)
+        try:
+            slirp.start(directory, pid, self.publish)
+        except BaseException:
+            slirp.stop(directory)
+            files.remove_files(self.id)
+            raise
+
     def _record(self, conflist: dict) -> None:
         """What `down` needs whatever happens to the annotations or the config dirs later."""
         from pyruntime.network import files
 
-        directory = files.container_dir(self.id)
-        os.makedirs(directory, mode=0o755, exist_ok=True)
+        directory = files.make_container_dir(self.id)
         with open(os.path.join(directory, "attachment.json"), "w") as f:
             json.dump({"network": conflist["name"], "ifname": IFNAME, "config": conflist}, f)
 
@@ -165,6 +178,12 @@ class NetworkHook:
         from pyruntime import netns
         from pyruntime.network import config as netconfig, files
 
+        if self.mode.kind == "slirp4netns":
+            from pyruntime.network import slirp
+
+            slirp.stop(files.container_dir(self.id))
+            files.remove_files(self.id)
+            return
         record = files.read_json(os.path.join(files.container_dir(self.id), "attachment.json"))
         if record is None and self.mode.kind != "bridge":
             return

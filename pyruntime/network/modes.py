@@ -1,7 +1,7 @@
 """The network modes and port publications a container asks for, as plain data.
 
 Annotations on the container config carry the choice to the hook:
-  io.pyruntime.network  bridge | bridge:<network> | host | none | container:<id>
+  io.pyruntime.network  bridge | bridge:<network> | slirp4netns | host | none | container:<id>
   io.pyruntime.publish  [hostIP:]hostPort:containerPort[/proto], comma separated
 """
 
@@ -21,8 +21,12 @@ _ID = re.compile(r"^[A-Za-z0-9_+.-]+$")
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+# Modes the network hook does the work of (the others are expressed in the config alone).
+HOOKED = ("bridge", "slirp4netns")
+
+
 class NetworkMode(NamedTuple):
-    kind: str               # "bridge", "host", "none" or "container"
+    kind: str               # "bridge", "slirp4netns", "host", "none" or "container"
     target: str = ""        # the network name (bridge) or the container id (container)
 
     def __str__(self) -> str:
@@ -39,7 +43,7 @@ def parse_mode(text: str | None) -> NetworkMode:
         if not _NETWORK_NAME.match(target):
             raise RuntimeUserError(f"network {text!r}: invalid network name {target!r}")
         return NetworkMode("bridge", target)
-    if kind in ("host", "none"):
+    if kind in ("host", "none", "slirp4netns"):
         if target:
             raise RuntimeUserError(f"network {text!r}: {kind} takes no argument")
         return NetworkMode(kind)
@@ -48,7 +52,7 @@ def parse_mode(text: str | None) -> NetworkMode:
             raise RuntimeUserError(f"network {text!r}: expected container:<id>")
         return NetworkMode("container", target)
     raise RuntimeUserError(
-        f"network {text!r}: expected bridge, bridge:<name>, host, none or container:<id>")
+        f"network {text!r}: expected bridge, bridge:<name>, slirp4netns, host, none or container:<id>")
 
 
 def _port(text: str, what: str, spec: str) -> int:

@@ -5,6 +5,8 @@ function over the config dict.
                   (DEL); annotations tell the hook the network and the published ports
   host            no network namespace: the container uses the host's stack; the host's
                   /etc/hosts and /etc/resolv.conf are bound read-only
+  slirp4netns     own network namespace, wired by slirp4netns, which the hook starts at
+                  createRuntime and stops at poststop: what a rootless user can have alone
   none            own network namespace with loopback only; no hook
   container:<id>  joins the namespace named /run/netns/<id>, which the network hook made for
                   that (bridge) container, and binds that container's /etc/hosts and
@@ -52,8 +54,8 @@ def apply_network(config: dict, mode: str, publish=(), hook_path: str | None = N
     strings). `hook_path` must be absolute; `config_dirs`/`cni_path` become hook options."""
     network = modes.parse_mode(mode)
     mappings = [modes.parse_publish(p) for p in publish]
-    if mappings and network.kind != "bridge":
-        raise RuntimeUserError(f"--publish needs a bridge network, not {network}")
+    if mappings and network.kind not in modes.HOOKED:
+        raise RuntimeUserError(f"--publish needs a bridge or slirp4netns network, not {network}")
     config = copy.deepcopy(config)
     _forget_previous(config)
     annotations = config.setdefault("annotations", {})

@@ -40,16 +40,20 @@ class User:
         """pyruntime as this user (no XDG_RUNTIME_DIR: the default state root is /tmp's)."""
         return pyruntime(*args, as_user=self.name, env=self.env(), cwd=cwd or self.base, **kwargs)
 
-    def bundle(self, args: list[str], **changes) -> Path:
-        """A bundle the user owns, from `pyruntime spec --rootless` run as the user."""
+    def bundle(self, args: list[str], spec_args=(), **changes) -> Path:
+        """A bundle the user owns, from `pyruntime spec --rootless` run as the user; its
+        network hook (if any) runs this user's copy of the package."""
         bundle = self.base / uuid.uuid4().hex[:8]
         bundle.mkdir()
         subprocess.run(["cp", "-a", str(BUSYBOX_ROOTFS), str(bundle / "rootfs")], check=True)
         shutil.chown(bundle, self.name, self.name)
         subprocess.run(["chown", "-R", f"{self.name}:{self.name}", str(bundle / "rootfs")], check=True)
-        made = self.run("spec", "--rootless", cwd=bundle)
+        made = self.run("spec", "--rootless", *spec_args, cwd=bundle)
         assert made.returncode == 0, made.stderr
         config = json.loads((bundle / "config.json").read_text())
+        for hooks in (config.get("hooks") or {}).values():
+            for hook in hooks:
+                hook["path"] = str(self.hook_script())
         config["process"].update(terminal=False, args=args)
         for key, value in changes.items():
             section, _, field = key.partition("__")
@@ -59,6 +63,15 @@ class User:
                 config[section] = value
         (bundle / "config.json").write_text(json.dumps(config))
         return bundle
+
+
+    def hook_script(self) -> Path:
+        script = self.base / "pyruntime-network-hook"
+        if not script.exists():
+            script.write_text(f"#!/bin/sh\nPYTHONPATH={self.lib} exec {sys.executable} "
+                              "-m pyruntime.network.hook \"$@\"\n")
+            script.chmod(0o755)
+        return script
 
 
 def _subordinate(path: str, name: str) -> tuple[int, int]:
@@ -84,6 +97,7 @@ def user():
         yield u
     finally:
         subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        shutil.rmtree(f"/tmp/pyruntime-network-{pwd.getpwnam(name).pw_uid}", ignore_errors=True)
         wait_for(lambda: subprocess.run(["pgrep", "-u", name], capture_output=True).returncode != 0)
         shutil.rmtree(f"/tmp/pyruntime-{pwd.getpwnam(name).pw_uid}", ignore_errors=True)
         subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
@@ -189,3 +203,61 @@ def test_a_user_cannot_see_signal_or_delete_roots_containers(user, rt):
     finally:
         pyruntime("delete", "--force", cid, root=root_state)
         shutil.rmtree(root_state, ignore_errors=True)
+
+
+@pytest.fixture
+def tun_for_everyone():
+    """slirp4netns opens /dev/net/tun as the user: 0600 here, widened for the test only."""
+    mode = os.stat("/dev/net/tun").st_mode & 0o777
+    os.chmod("/dev/net/tun", 0o666)
+    yield
+    os.chmod("/dev/net/tun", mode)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _slirp_processes(user) -> list[int]:
+    """Live slirp4netns processes of the user (an exited one waits as a zombie until the
+    host's init reaps it: it holds nothing)."""
+    found = subprocess.run(["pgrep", "-u", user.name, "slirp4netns"], capture_output=True, text=True)
+    live = []
+    for pid in map(int, found.stdout.split()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rpartition(")")[2].split()[0] != "Z":
+                    live.append(pid)
+        except FileNotFoundError:
+            pass
+    return live
+
+
+def test_rootless_slirp4netns_publishes_a_port_and_goes_with_the_container(user, tun_for_everyone):
+    import urllib.request
+
+    port = _free_port()
+    bundle = user.bundle(["sh", "-c", "mkdir -p /tmp/www; echo served > /tmp/www/index.html; "
+                                      "ip -4 -o addr show tap0 | grep -c 10.0.2.100; "
+                                      "exec httpd -f -p 80 -h /tmp/www"],
+                         spec_args=("--network", "slirp4netns", "--publish", f"127.0.0.1:{port}:80/tcp"),
+                         root={"path": "rootfs", "readonly": False})
+    proc = user.run("run", "-d", "--bundle", str(bundle), "c6")
+    assert proc.returncode == 0, proc.stderr
+    assert len(_slirp_processes(user)) == 1
+
+    def fetch():
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+        except OSError:
+            return ""
+
+    assert wait_for(fetch, timeout=20) == "served\n"
+    deleted = user.run("delete", "--force", "c6")
+    assert deleted.returncode == 0, deleted.stderr
+    assert _slirp_processes(user) == []
+    assert not Path(f"/tmp/pyruntime-network-{user.uid}/c6").exists()

@@ -105,6 +105,16 @@ def test_apply_bridge_adds_hooks_annotations_and_netns():
     assert netns_entries(config) == [{"type": "network"}]
 
 
+def test_apply_slirp4netns_adds_the_hook_with_its_ports_and_a_netns():
+    config = apply_network(container_config(["true"]), "slirp4netns", ["127.0.0.1:8080:80"], "/h")
+    assert config["annotations"] == {"io.pyruntime.network": "slirp4netns",
+                                     "io.pyruntime.publish": "127.0.0.1:8080:80/tcp"}
+    assert [h["args"][-1] for h in config["hooks"]["createRuntime"] + config["hooks"]["poststop"]] == ["up", "down"]
+    assert netns_entries(config) == [{"type": "network"}]
+    with pytest.raises(RuntimeUserError, match="--publish needs a bridge or slirp4netns network"):
+        apply_network(container_config(["true"]), "none", ["8080:80"], "/h")
+
+
 def test_apply_again_replaces_the_previous_choice():
     config = apply_network(container_config(["true"]), "bridge", ["8080:80"], "/h")
     config = apply_network(config, "host", (), "/h")
@@ -147,7 +157,7 @@ def test_hook_reports_bad_input_in_one_line(monkeypatch, capsys):
     assert len(err.strip().splitlines()) == 1
     monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "c", "annotations": {"io.pyruntime.network": "mesh"}}'))
     assert hook.main(["down"]) == 1
-    assert "expected bridge, bridge:<name>, host, none or container:<id>" in capsys.readouterr().err
+    assert "expected bridge, bridge:<name>, slirp4netns, host, none or container:<id>" in capsys.readouterr().err
 
 
 def test_hook_does_nothing_outside_bridge_mode(monkeypatch):
