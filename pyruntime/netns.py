@@ -40,9 +40,14 @@ def _prepare_dir() -> None:
 def pin(pid: int, name: str) -> str:
     """Name the network namespace of `pid`; refuse a name already in use."""
     source = f"/proc/{pid}/ns/net"
-    target = path_of(name)
     if not os.path.exists(source):
         raise NetnsError(f"process {pid} is gone: no network namespace to name")
+    return pin_fd_path(source, name)
+
+
+def pin_fd_path(source: str, name: str) -> str:
+    """Name the network namespace `source` (a /proc/.../ns/net or /proc/self/fd/N path)."""
+    target = path_of(name)
     _prepare_dir()
     try:
         fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)

@@ -361,3 +361,22 @@ def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int =
     attr = bytearray(128)
     struct.pack_into("=IIII", attr, 0, target_fd, prog_fd, attach_type, flags)
     _bpf(_BPF_PROG_ATTACH, attr, "bpf(BPF_PROG_ATTACH)")
+
+
+# ioctls on namespace files (linux/nsfs.h).
+_NS_GET_USERNS = 0xB701
+_NS_GET_OWNER_UID = 0xB704
+
+
+def ns_owner_uid(ns_fd: int) -> int:
+    """The uid that owns the user namespace owning the namespace `ns_fd` (0 for the host's)."""
+    import fcntl
+    import struct
+
+    userns = fcntl.ioctl(ns_fd, _NS_GET_USERNS)
+    try:
+        buf = bytearray(4)
+        fcntl.ioctl(userns, _NS_GET_OWNER_UID, buf)
+        return struct.unpack("=I", buf)[0]
+    finally:
+        os.close(userns)

@@ -125,6 +125,9 @@ class NetworkHook:
         if self.mode.kind == "slirp4netns":
             self._slirp_up(pid)
             return
+        if _rootless():
+            self._helper_up(pid)
+            return
         conflist = netconfig.find_network(self.mode.target, self.config_dirs)
         try:
             path = netns.pin(pid, self.id)
@@ -152,6 +155,16 @@ class NetworkHook:
             slirp.stop(directory)
             files.remove_files(self.id)
             raise
+
+    def _helper_up(self, pid: int) -> None:
+        """Rootless bridge: pyruntime-netd attaches the namespace; a holder process keeps the
+        attachment (its connection) until `down` stops it."""
+        from pyruntime.network import files, netd
+
+        directory = files.make_container_dir(self.id)
+        conn, _ = netd.attach(self.id, pid, self.mode.target)
+        holder = netd.hold(conn)
+        _write_holder(directory, holder)
 
     def _record(self, conflist: dict) -> None:
         """What `down` needs whatever happens to the annotations or the config dirs later."""
@@ -184,6 +197,10 @@ class NetworkHook:
             slirp.stop(files.container_dir(self.id))
             files.remove_files(self.id)
             return
+        if _rootless():
+            _stop_holder(files.container_dir(self.id))
+            files.remove_files(self.id)
+            return
         record = files.read_json(os.path.join(files.container_dir(self.id), "attachment.json"))
         if record is None and self.mode.kind != "bridge":
             return
@@ -214,6 +231,36 @@ class NetworkHook:
         files.remove_files(self.id)
         if failure is not None:
             raise failure
+
+
+HOLDER_RECORD = "netd-holder.json"
+
+
+def _rootless() -> bool:
+    """No root of the host's here: a bridge attachment is pyruntime-netd's to make."""
+    from pyruntime.rootless import is_rootless
+
+    return is_rootless()
+
+
+def _write_holder(directory: str, pid: int) -> None:
+    from pyruntime.state import process_start_time
+
+    with open(os.path.join(directory, HOLDER_RECORD), "w") as f:
+        json.dump({"pid": pid, "start_time": process_start_time(pid)}, f)
+
+
+def _stop_holder(directory: str) -> None:
+    """End the connection that holds a rootless attachment: pyruntime-netd then detaches it."""
+    import signal
+
+    from pyruntime.network import files
+    from pyruntime.state import process_start_time
+
+    record = files.read_json(os.path.join(directory, HOLDER_RECORD)) or {}
+    pid = record.get("pid")
+    if isinstance(pid, int) and pid > 0 and process_start_time(pid) == record.get("start_time"):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _same_netns(pid: int) -> bool:

@@ -1,10 +1,15 @@
 import json
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.support import container_config, make_bundle, pyruntime
+from tests.support import BUSYBOX_ROOTFS, REPO, container_config, make_bundle, pyruntime, wait_for
 
 
 class Runtime:
@@ -64,3 +69,115 @@ def rt(tmp_path):
     runtime.cleanup()
     left = sorted(p.name for p in runtime.root.iterdir()) if runtime.root.is_dir() else []
     assert not left, f"state directories left in --root: {left}"
+
+
+# -- throwaway users, for rootless tests ------------------------------------------------------
+# Each gets its own copy of the package (the checkout may live where only root can read), a
+# bundle it owns, and subordinate id ranges from useradd. Everything it made goes with it.
+class User:
+    def __init__(self, name: str, base: Path):
+        entry = pwd.getpwnam(name)
+        self.name, self.uid, self.gid, self.home = name, entry.pw_uid, entry.pw_gid, entry.pw_dir
+        self.base = base
+        self.lib = base / "lib"
+        self.subuid = _subordinate("/etc/subuid", name)
+        self.subgid = _subordinate("/etc/subgid", name)
+
+    @property
+    def state_root(self) -> Path:
+        return Path(f"/tmp/pyruntime-{self.uid}")
+
+    def env(self) -> dict[str, str]:
+        return {"HOME": self.home, "USER": self.name, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+                "PYTHONPATH": str(self.lib)}
+
+    def run(self, *args, cwd=None, **kwargs) -> subprocess.CompletedProcess:
+        """pyruntime as this user (no XDG_RUNTIME_DIR: the default state root is /tmp's)."""
+        return pyruntime(*args, as_user=self.name, env=self.env(), cwd=cwd or self.base, **kwargs)
+
+    def bundle(self, args: list[str], spec_args=(), **changes) -> Path:
+        """A bundle the user owns, from `pyruntime spec --rootless` run as the user; its
+        network hook (if any) runs this user's copy of the package."""
+        bundle = self.base / uuid.uuid4().hex[:8]
+        bundle.mkdir()
+        subprocess.run(["cp", "-a", str(BUSYBOX_ROOTFS), str(bundle / "rootfs")], check=True)
+        shutil.chown(bundle, self.name, self.name)
+        subprocess.run(["chown", "-R", f"{self.name}:{self.name}", str(bundle / "rootfs")], check=True)
+        made = self.run("spec", "--rootless", *spec_args, cwd=bundle)
+        assert made.returncode == 0, made.stderr
+        config = json.loads((bundle / "config.json").read_text())
+        for hooks in (config.get("hooks") or {}).values():
+            for hook in hooks:
+                hook["path"] = str(self.hook_script())
+        config["process"].update(terminal=False, args=args)
+        for key, value in changes.items():
+            section, _, field = key.partition("__")
+            if field:
+                config.setdefault(section, {})[field] = value
+            else:
+                config[section] = value
+        (bundle / "config.json").write_text(json.dumps(config))
+        return bundle
+
+
+    def hook_script(self) -> Path:
+        script = self.base / "pyruntime-network-hook"
+        if not script.exists():
+            script.write_text(f"#!/bin/sh\nPYTHONPATH={self.lib} exec {sys.executable} "
+                              "-m pyruntime.network.hook \"$@\"\n")
+            script.chmod(0o755)
+        return script
+
+
+def _subordinate(path: str, name: str) -> tuple[int, int]:
+    for line in Path(path).read_text().splitlines():
+        owner, start, count = line.split(":")
+        if owner == name:
+            return int(start), int(count)
+    raise AssertionError(f"useradd gave {name} no range in {path}")
+
+
+def _make_user() -> User:
+    name = f"pyrt{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True, capture_output=True)
+    base = Path(tempfile.mkdtemp(prefix="pyruntime-rootless-", dir="/var/tmp"))
+    base.chmod(0o755)
+    shutil.copytree(REPO / "pyruntime", base / "lib" / "pyruntime",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "oci-schemas", base / "lib" / "oci-schemas")
+    shutil.chown(base, name, name)
+    return User(name, base)
+
+
+def _remove_user(user: User) -> None:
+    name = user.name
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+    wait_for(lambda: subprocess.run(["pgrep", "-u", name], capture_output=True).returncode != 0)
+    for leftover in (user.state_root, Path(f"/tmp/pyruntime-network-{user.uid}")):
+        shutil.rmtree(leftover, ignore_errors=True)
+    subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+    for path in ("/etc/subuid", "/etc/subgid"):
+        kept = [l for l in Path(path).read_text().splitlines(True) if not l.startswith(name + ":")]
+        Path(path).write_text("".join(kept))
+    shutil.rmtree(user.base, ignore_errors=True)
+
+
+@pytest.fixture
+def make_user():
+    """make_user() -> a new throwaway user (useradd -m, subordinate ids); all removed after."""
+    made: list[User] = []
+
+    def make() -> User:
+        made.append(_make_user())
+        return made[-1]
+
+    yield make
+    for user in made:
+        _remove_user(user)
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user()
+
+

@@ -1,110 +1,15 @@
-"""Rootless: a throwaway unprivileged user runs real containers with pyruntime.
-
-The user gets its own copy of the package (the checkout may live where only root can read),
-a bundle it owns, and subordinate id ranges from useradd. Everything it made goes with it.
-"""
+"""Rootless: a throwaway unprivileged user (the `user` fixture) runs real containers."""
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.support import BUSYBOX_ROOTFS, REPO, pyruntime, wait_for
-
-
-class User:
-    def __init__(self, name: str, base: Path):
-        entry = pwd.getpwnam(name)
-        self.name, self.uid, self.gid, self.home = name, entry.pw_uid, entry.pw_gid, entry.pw_dir
-        self.base = base
-        self.lib = base / "lib"
-        self.subuid = _subordinate("/etc/subuid", name)
-        self.subgid = _subordinate("/etc/subgid", name)
-
-    @property
-    def state_root(self) -> Path:
-        return Path(f"/tmp/pyruntime-{self.uid}")
-
-    def env(self) -> dict[str, str]:
-        return {"HOME": self.home, "USER": self.name, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
-                "PYTHONPATH": str(self.lib)}
-
-    def run(self, *args, cwd=None, **kwargs) -> subprocess.CompletedProcess:
-        """pyruntime as this user (no XDG_RUNTIME_DIR: the default state root is /tmp's)."""
-        return pyruntime(*args, as_user=self.name, env=self.env(), cwd=cwd or self.base, **kwargs)
-
-    def bundle(self, args: list[str], spec_args=(), **changes) -> Path:
-        """A bundle the user owns, from `pyruntime spec --rootless` run as the user; its
-        network hook (if any) runs this user's copy of the package."""
-        bundle = self.base / uuid.uuid4().hex[:8]
-        bundle.mkdir()
-        subprocess.run(["cp", "-a", str(BUSYBOX_ROOTFS), str(bundle / "rootfs")], check=True)
-        shutil.chown(bundle, self.name, self.name)
-        subprocess.run(["chown", "-R", f"{self.name}:{self.name}", str(bundle / "rootfs")], check=True)
-        made = self.run("spec", "--rootless", *spec_args, cwd=bundle)
-        assert made.returncode == 0, made.stderr
-        config = json.loads((bundle / "config.json").read_text())
-        for hooks in (config.get("hooks") or {}).values():
-            for hook in hooks:
-                hook["path"] = str(self.hook_script())
-        config["process"].update(terminal=False, args=args)
-        for key, value in changes.items():
-            section, _, field = key.partition("__")
-            if field:
-                config.setdefault(section, {})[field] = value
-            else:
-                config[section] = value
-        (bundle / "config.json").write_text(json.dumps(config))
-        return bundle
-
-
-    def hook_script(self) -> Path:
-        script = self.base / "pyruntime-network-hook"
-        if not script.exists():
-            script.write_text(f"#!/bin/sh\nPYTHONPATH={self.lib} exec {sys.executable} "
-                              "-m pyruntime.network.hook \"$@\"\n")
-            script.chmod(0o755)
-        return script
-
-
-def _subordinate(path: str, name: str) -> tuple[int, int]:
-    for line in Path(path).read_text().splitlines():
-        owner, start, count = line.split(":")
-        if owner == name:
-            return int(start), int(count)
-    raise AssertionError(f"useradd gave {name} no range in {path}")
-
-
-@pytest.fixture
-def user():
-    name = f"pyrt{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True, capture_output=True)
-    base = Path(tempfile.mkdtemp(prefix="pyruntime-rootless-", dir="/var/tmp"))
-    try:
-        base.chmod(0o755)
-        shutil.copytree(REPO / "pyruntime", base / "lib" / "pyruntime",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copytree(REPO / "oci-schemas", base / "lib" / "oci-schemas")
-        shutil.chown(base, name, name)
-        u = User(name, base)
-        yield u
-    finally:
-        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-        shutil.rmtree(f"/tmp/pyruntime-network-{pwd.getpwnam(name).pw_uid}", ignore_errors=True)
-        wait_for(lambda: subprocess.run(["pgrep", "-u", name], capture_output=True).returncode != 0)
-        shutil.rmtree(f"/tmp/pyruntime-{pwd.getpwnam(name).pw_uid}", ignore_errors=True)
-        subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
-        for path in ("/etc/subuid", "/etc/subgid"):
-            kept = [l for l in Path(path).read_text().splitlines(True) if not l.startswith(name + ":")]
-            Path(path).write_text("".join(kept))
-        shutil.rmtree(base, ignore_errors=True)
+from tests.support import pyruntime, wait_for
 
 
 def _host_uids(pid: int) -> set[int]:
