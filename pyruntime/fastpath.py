@@ -120,13 +120,16 @@ def dispatch(command: str, o: dict) -> int:
     import os
 
     stage = None
-    if command in ("create", "run") and os.geteuid() == 0:
+    if command in ("create", "run"):
         # First of all, so that both run while the rest loads: the kernel's wait for a cgroup
-        # move, and the start-up of the interpreter the container's init stage runs in.
-        from pyruntime.cgroups import warmup
+        # move (root's; a rootless caller may not move itself), and the start-up of the
+        # interpreter the container's init stage runs in.
         from pyruntime.init import reexec
 
-        warmup.start()
+        if os.geteuid() == 0:
+            from pyruntime.cgroups import warmup
+
+            warmup.start()
         stage = reexec.start("init", preserve_fds=o["preserve_fds"])
     try:
         return _dispatch(command, o, stage)
