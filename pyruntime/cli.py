@@ -24,6 +24,11 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def compact_json(value) -> str:
+    """runc's machine-readable output (events, list and ps --format json): no spaces."""
+    return json.dumps(value, separators=(",", ":"))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-v", message=f"pyruntime version %(version)s\nspec: {OCI_VERSION}")
 @click.option("--root", default=None, envvar="PYRUNTIME_ROOT",
@@ -240,10 +245,10 @@ def events(ctx: Context, container_id, stats, interval):
 
     manager = lifecycle.container_cgroup(ctx.root, container_id)
     if stats:
-        click.echo(json.dumps(commands.stats_event(manager, container_id)))
+        click.echo(compact_json(commands.stats_event(manager, container_id)))
         return
     for event in commands.event_stream(manager, container_id, interval=interval):
-        click.echo(json.dumps(event))
+        click.echo(compact_json(event))
 
 
 @main_group.command(context_settings={"ignore_unknown_options": True})
@@ -258,7 +263,7 @@ def ps(ctx: Context, container_id, fmt, ps_args):
 
     processes = lifecycle.container_processes(ctx.root, container_id)
     if fmt == "json":
-        click.echo(json.dumps(commands.ps_json(processes)))
+        click.echo(compact_json(commands.ps_json(processes)))
     else:
         click.echo(commands.ps_table(processes, ps_args), nl=False)
 
@@ -276,7 +281,7 @@ def list_command(ctx: Context, fmt, quiet):
         for c in containers:
             click.echo(c["id"])
     elif fmt == "json":
-        click.echo(json.dumps(containers))
+        click.echo(compact_json(containers))
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(c["id"], str(c["pid"]), c["status"], c["bundle"], c["created"], c["owner"]) for c in containers]

@@ -27,21 +27,31 @@ def run_hook(hook: dict, state: dict, phase: str, index: int) -> None:
     try:
         proc = subprocess.run(
             args, executable=hook["path"], input=json.dumps(state).encode(),
-            env={k: v for k, v in (e.split("=", 1) for e in hook.get("env") or [] if "=" in e)},
+            env=hook_environment(hook),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=hook.get("timeout"),
             close_fds=True,
         )
     except subprocess.TimeoutExpired:
-        raise HookFailed(f"hook {name} timed out after {hook['timeout']}s") from None
+        raise HookFailed(f"error running hook {name}: timed out after {hook['timeout']}s") from None
     except OSError as e:
-        raise HookFailed(f"hook {name} could not be run: {e.strerror}") from None
+        raise HookFailed(f"error running hook {name}: {e.strerror}") from None
     output = (proc.stdout + proc.stderr).decode(errors="replace").strip()
     if output:
         log.info(f"hook {name}: {output}")
     if proc.returncode != 0:
         detail = f": {output}" if output else ""
-        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"status {proc.returncode}"
-        raise HookFailed(f"hook {name} failed with {how}{detail}")
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+        raise HookFailed(f"error running hook {name}: {how}{detail}")
+
+
+def hook_environment(hook: dict) -> dict[str, str]:
+    """The hook's `env` exactly when it has one; without one, the runtime's own environment
+    (as runc and crun give it)."""
+    import os
+
+    if "env" not in hook:
+        return dict(os.environ)
+    return {k: v for k, v in (e.split("=", 1) for e in hook["env"] or [] if "=" in e)}
 
 
 def run_hooks(config: dict, phase: str, state: dict, fatal: bool = True) -> None:

@@ -318,10 +318,10 @@ SIGNALS = {name: getattr(signal, name) for name in dir(signal)
 
 
 def parse_signal(text: str) -> int:
-    """Accept 9, KILL, SIGKILL, kill (as runc does)."""
+    """Accept 9, KILL, SIGKILL, kill (as runc does); 0 probes whether the init is alive."""
     if text.isdigit():
         number = int(text)
-        if 0 < number < 65:
+        if 0 <= number < 65:
             return number
         raise RuntimeUserError(f"invalid signal {text!r}")
     name = text.upper()
@@ -593,6 +593,8 @@ class PidNamespaceProcesses:
         self.init_pid = init_pid
 
     def pids(self) -> list[int]:
+        if self.init_pid <= 0:
+            return []
         try:
             theirs = os.readlink(f"/proc/{self.init_pid}/ns/pid")
         except OSError:
@@ -611,11 +613,12 @@ class PidNamespaceProcesses:
 
 
 def container_processes(root: str, container_id: str):
-    """What `ps` lists: the container's cgroup, or its PID namespace when it has no cgroup."""
+    """What `ps` lists: the container's cgroup, or its PID namespace when it has no cgroup;
+    nothing once it has stopped (runc prints an empty list then)."""
     with ContainerDir(root, container_id).lock(shared=True) as cdir:
         state = cdir.load()
         if status_of(cdir, state) == STOPPED:
-            raise InvalidState(f"container {container_id} is not running")
+            return PidNamespaceProcesses(0)
         return _manager(state) if state.cgroup else PidNamespaceProcesses(state.pid)
 
 

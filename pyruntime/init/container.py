@@ -216,7 +216,10 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     in_userns = plan.new_user or any(k == "user" for k, _ in plan.join) or not in_initial_userns()
     rootfs = RootfsBuilder(config, opts.bundle, in_userns=in_userns,
                            cgroupns="cgroup" in plan.new_types)
-    if "mount" in plan.new_types:
+    # Without a mount namespace of its own (none, or one joined by path) the container keeps
+    # the mounts and the root it is given: nothing of the rootfs set-up may touch them.
+    own_mounts = "mount" in plan.new_types
+    if own_mounts:
         rootfs.prepare()
     # The runtime runs prestart and createRuntime hooks now that our namespaces exist.
     sync.send(sock, "hooks")
@@ -226,17 +229,19 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     hooks.run_hooks(config, "createContainer", hook_state)
     seccomp_filter = opts.seccomp_filter()
     preload_modules(config, seccomp_filter)
-    rootfs.pivot(opts.no_pivot)
+    if own_mounts:
+        rootfs.pivot(opts.no_pivot)
     if process.get("terminal"):
         proc.setup_terminal(opts.console_sock, process.get("consoleSize"),
-                            bind_console=rootfs.bind_console if "mount" in plan.new_types else None)
+                            bind_console=rootfs.bind_console if own_mounts else None)
     if config.get("hostname") and "uts" in plan.new_types | {k for k, _ in plan.join}:
         linux.sethostname(config["hostname"])
     if config.get("domainname"):
         linux.setdomainname(config["domainname"])
     # before the read-only paths: podman's configs list /proc/sys among them (runc's order)
     apply_sysctl(lx.get("sysctl") or {})
-    rootfs.finish()
+    if own_mounts:
+        rootfs.finish()
     proc.set_oom_score_adj(process)
     proc.apply_rlimits(process.get("rlimits") or [])
     if lx.get("personality"):
@@ -265,7 +270,7 @@ def preload_modules(config: dict, seccomp_filter) -> None:
     if (config.get("process") or {}).get("terminal"):
         import socket  # noqa: F401  (setup_terminal sends the pty master with it)
     if (config.get("hooks") or {}).get("startContainer"):
-        import subprocess  # noqa: F401  (hooks.run_hook imports it when it runs)
+        import json, subprocess  # noqa: E401,F401  (hooks.run_hook imports them when it runs)
     if seccomp_filter is not None:
         seccomp_filter.preload()
 

@@ -196,7 +196,23 @@ def exec_program(executable: str, process: dict, seccomp_filter) -> None:
     if seccomp_filter is not None and process.get("noNewPrivileges"):
         seccomp_filter.load()
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env") or [])
+    if "HOME" not in env:
+        env["HOME"] = home_of((process.get("user") or {}).get("uid", 0))
     os.execve(executable, process["args"], env)
+
+
+def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """The user's home in the container's /etc/passwd, else "/" (runc's HOME for a process
+    whose env has none)."""
+    try:
+        with open(passwd, errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
+                    return fields[5]
+    except OSError:
+        pass
+    return "/"
 
 
 def find_executable(arg0: str, env: list[str], cwd: str) -> str:

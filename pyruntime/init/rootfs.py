@@ -212,6 +212,7 @@ class RootfsBuilder:
         if self.own_dev:
             self.create_devices()
             self.create_dev_symlinks()
+        self._make_cwd()
 
     def _make_parent_private(self) -> None:
         """pivot_root refuses a new root whose parent mount is shared."""
@@ -222,6 +223,16 @@ class RootfsBuilder:
                 if (self.rootfs + "/").startswith(mp.rstrip("/") + "/") and len(mp) > len(best):
                     best = mp
         linux.mount(None, best, None, linux.MS_PRIVATE)
+
+    def _make_cwd(self) -> None:
+        """A process.cwd the image lacks is made (as runc does), root's and 0755: whether the
+        process's user may enter it is then up to the user."""
+        cwd = (self.config.get("process") or {}).get("cwd")
+        if cwd:
+            try:
+                os.close(self.root.mkdir_all(cwd))
+            except OSError as e:
+                raise RuntimeUserError(f"process.cwd: cannot create {cwd}: {e.strerror or e}") from None
 
     def _own_directory(self, container_path: str) -> bool:
         """Open (or make) `container_path` on one of the container's own mounts; False when

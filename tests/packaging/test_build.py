@@ -49,7 +49,7 @@ def test_the_wheel_carries_the_schemas_byte_for_byte(dists):
         assert not [n for n in names if n.startswith("oci-schemas/")]   # not beside the package
 
 
-def test_the_wheel_carries_every_module_and_the_three_programs(dists):
+def test_the_wheel_carries_every_module_and_the_four_programs(dists):
     _, wheel = dists
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
@@ -62,6 +62,7 @@ def test_the_wheel_carries_every_module_and_the_three_programs(dists):
         "pyruntime": "pyruntime.fastpath:main",
         "pyruntime-network-hook": "pyruntime.network.hook:main",
         "pyruntime-bridge": "pyruntime.cni.bridge:main",
+        "pyruntime-netd": "pyruntime.network.netd:main",
     }
 
 

@@ -150,3 +150,15 @@ def test_stage_keeps_only_stdio_preserved_and_its_own_fds():
     for fd in extra:
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_home_of_reads_the_containers_passwd(tmp_path):
+    from pyruntime.init.process import home_of
+
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\nodd:x:7:7::\n")
+    assert home_of(0, str(passwd)) == "/root"
+    assert home_of(1000, str(passwd)) == "/home/user"
+    assert home_of(7, str(passwd)) == "/"          # no home given
+    assert home_of(4242, str(passwd)) == "/"
+    assert home_of(0, str(tmp_path / "missing")) == "/"

@@ -1,0 +1,103 @@
+"""Where runc and crun behave one way and a script or a higher tool can see it: hooks' env and
+errors, HOME, a missing cwd, no mount namespace, signal 0, ps of a stopped container, and
+runc's compact JSON."""
+
+import json
+import os
+
+from tests.support import container_config, repo_env, wait_for
+
+
+def test_a_hook_without_env_inherits_the_runtimes_and_one_with_env_gets_only_that(rt, tmp_path):
+    inherited, exact = tmp_path / "inherited", tmp_path / "exact"
+    config = container_config(["true"])
+    config["hooks"] = {"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"env > {inherited}"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", f"env > {exact}"], "env": ["ONLY=this"]},
+    ]}
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id(),
+              env=repo_env(PYRUNTIME_TEST_MARK="from-the-caller"))
+    assert proc.returncode == 0, proc.stderr
+    assert "PYRUNTIME_TEST_MARK=from-the-caller" in inherited.read_text().splitlines()
+    assert "PYRUNTIME_TEST_MARK=from-the-caller" not in exact.read_text()
+    assert "ONLY=this" in exact.read_text().splitlines()
+
+
+def test_a_start_container_hook_runs_inside_after_pivot_root(rt):
+    config = container_config(["cat", "/tmp/from-hook"])
+    config["hooks"] = {"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/from-hook"]}]}   # the state JSON
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "created"
+
+
+def test_a_failing_hook_is_an_error_running_hook_that_names_it(rt):
+    config = container_config(["true"])
+    config["hooks"] = {"prestart": [{"path": "/bin/false"}]}
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.returncode != 0
+    assert "error running hook prestart[0] /bin/false: exit status 1" in proc.stderr, proc.stderr
+
+
+def test_home_comes_from_the_containers_passwd(rt):
+    homes = []
+    for user in ({"uid": 0, "gid": 0}, {"uid": 1000, "gid": 1000}, {"uid": 4242, "gid": 4242}):
+        config = container_config(["sh", "-c", "echo $HOME"])
+        config["process"]["env"] = [e for e in config["process"]["env"] if not e.startswith("HOME=")]
+        config["process"]["user"] = user
+        proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+        assert proc.returncode == 0, proc.stderr
+        homes.append(proc.stdout.strip())
+    assert homes == ["/root", "/home/user", "/"]
+    config = container_config(["sh", "-c", "echo $HOME"])
+    config["process"]["env"].append("HOME=/given")
+    assert rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id()).stdout == "/given\n"
+
+
+def test_a_missing_cwd_is_created(rt):
+    config = container_config(["pwd"])
+    config["process"]["cwd"] = "/not/in/the/image"
+    bundle = rt.bundle_from(config)
+    proc = rt("run", "--bundle", str(bundle), rt.new_id())
+    assert (proc.returncode, proc.stdout) == (0, "/not/in/the/image\n"), proc.stderr
+    assert (bundle / "rootfs" / "not" / "in" / "the" / "image").is_dir()
+
+
+def test_without_a_mount_namespace_the_rootfs_is_left_alone(rt, tmp_path):
+    marker = tmp_path / "host-only"
+    marker.write_text("")
+    config = container_config(["test", "-e", str(marker)])
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                     if ns["type"] not in ("mount", "cgroup")]
+    config["linux"]["maskedPaths"] = ["/proc/kcore"]
+    config["linux"]["readonlyPaths"] = ["/proc/sys"]
+    with open("/proc/self/mountinfo") as f:
+        before = f.read()
+    proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+    assert proc.returncode == 0, proc.stderr      # the host's root, so the host's file
+    with open("/proc/self/mountinfo") as f:
+        assert f.read() == before                 # no mask, no read-only path on the host
+
+
+def test_signal_0_probes_and_ps_of_a_stopped_container_is_empty(rt):
+    cid = rt.new_id()
+    rt("run", "-d", "--bundle", str(rt.bundle(["sleep", "60"])), cid, check=True)
+    assert rt("kill", cid, "0").returncode == 0
+    assert rt.state(cid)["status"] == "running"
+    rt("kill", cid, "KILL", check=True)
+    assert wait_for(lambda: rt.state(cid)["status"] == "stopped")
+    assert rt("ps", "--format", "json", cid, check=True).stdout == "[]\n"
+    assert rt("kill", cid, "0").returncode != 0
+    rt("delete", cid, check=True)
+
+
+def test_machine_readable_output_is_runcs_compact_json(rt):
+    cid = rt.new_id()
+    rt("run", "-d", "--bundle", str(rt.bundle(["sleep", "60"])), cid, check=True)
+    for command in (["list", "--format", "json"], ["ps", "--format", "json", cid]):
+        out = rt(*command, check=True).stdout
+        assert json.loads(out) and ", " not in out and '": ' not in out, out
+    state = rt("state", cid, check=True).stdout
+    assert state.startswith("{\n  ")                # state stays indented, as runc prints it
+    rt("delete", "--force", cid, check=True)
