@@ -24,6 +24,26 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """A Go duration (`1s`, `100ms`, `1h30m`, `1.5s`) or bare seconds, as seconds (>= 0.1)."""
+    import re
+
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise RuntimeUserError(f"--interval {text!r}: expected a duration such as 5s, 100ms or 1m30s") from None
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds < 0.1:
+        raise RuntimeUserError(f"--interval {text!r}: at least 100ms")
+    return seconds
+
+
 def compact_json(value) -> str:
     """runc's machine-readable output (events, list and ps --format json): no spaces."""
     return json.dumps(value, separators=(",", ":"))
@@ -66,7 +86,18 @@ create_options = [
     click.option("--no-new-keyring", is_flag=True, help="Accepted: no session keyring is created."),
     click.option("--preserve-fds", type=click.IntRange(min=0), default=0,
                  help="Pass this many fds after stdio (3, 4, ...) to the container."),
+    click.option("--config", "config_file", default=None,
+                 help="A config file to use instead of the bundle's config.json (crun)."),
 ]
+
+
+def _config_from(bundle: str, config_file: str | None) -> dict | None:
+    """--config FILE: that file, validated against the bundle, instead of its config.json."""
+    if config_file is None:
+        return None
+    from pyruntime import spec
+
+    return spec.load_config(os.path.abspath(bundle), config_file)
 
 
 def with_options(options):
@@ -81,12 +112,14 @@ def with_options(options):
 @with_options(create_options)
 @click.argument("container_id")
 @pass_ctx
-def create(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds):
+def create(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, no_new_keyring,
+           preserve_fds, config_file):
     """Create a container; its process waits for `start`."""
     from pyruntime import lifecycle
 
     lifecycle.create(ctx.root, container_id, bundle, console_socket=console_socket,
-                     pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds)
+                     pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds,
+                     config=_config_from(bundle, config_file))
 
 
 @main_group.command()
@@ -106,11 +139,12 @@ def start(ctx: Context, container_id):
 @click.argument("container_id")
 @pass_ctx
 def run(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, no_new_keyring,
-        preserve_fds, detach, keep):
+        preserve_fds, config_file, detach, keep):
     """Create and start a container; wait for it and exit with its exit code."""
     from pyruntime import lifecycle
 
-    code = lifecycle.run(ctx.root, container_id, bundle, detach=detach, console_socket=console_socket,
+    code = lifecycle.run(ctx.root, container_id, bundle, detach=detach, keep=keep,
+                         config=_config_from(bundle, config_file), console_socket=console_socket,
                          pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds)
     click.get_current_context().exit(code)
 
@@ -139,12 +173,17 @@ def exec_command(ctx: Context, container_id, command, process_file, tty, console
     """Run another process in a running container."""
     from pyruntime import execute, lifecycle
 
-    config = lifecycle.saved_config(ctx.root, container_id)
-    process = execute.process_from_flags(
-        config, list(command), process_file=process_file, tty=tty, env=env, cwd=cwd, user=user,
-        additional_gids=additional_gids, caps=cap, no_new_privs=no_new_privs)
-    code = execute.exec_in(ctx.root, container_id, process, console_socket=console_socket,
-                           detach=detach, pid_file=pid_file, preserve_fds=preserve_fds)
+    try:
+        config = lifecycle.saved_config(ctx.root, container_id)
+        process = execute.process_from_flags(
+            config, list(command), process_file=process_file, tty=tty, env=env, cwd=cwd, user=user,
+            additional_gids=additional_gids, caps=cap, no_new_privs=no_new_privs)
+        code = execute.exec_in(ctx.root, container_id, process, console_socket=console_socket,
+                               detach=detach, pid_file=pid_file, preserve_fds=preserve_fds)
+    except RuntimeUserError as e:
+        # runc's exit status when the exec itself fails: apart from any the process may return
+        e.exit_code = 255
+        raise
     click.get_current_context().exit(code)
 
 
@@ -172,13 +211,28 @@ def kill(ctx: Context, container_id, signal, all_processes):
 
 @main_group.command()
 @click.option("--force", "-f", is_flag=True, help="Kill the container first if it is still running.")
+@click.option("--regex", "-r", is_flag=True, help="CONTAINER_ID is a regular expression: delete "
+                                                   "every container whose whole id matches (crun).")
 @click.argument("container_id")
 @pass_ctx
-def delete(ctx: Context, container_id, force):
+def delete(ctx: Context, container_id, force, regex):
     """Delete a stopped container and everything it holds."""
     from pyruntime import lifecycle
 
-    lifecycle.delete(ctx.root, container_id, force=force)
+    if not regex:
+        lifecycle.delete(ctx.root, container_id, force=force)
+        return
+    import re
+
+    from pyruntime.state import list_ids
+
+    try:
+        pattern = re.compile(container_id)
+    except re.error as e:
+        raise RuntimeUserError(f"--regex {container_id!r}: {e}") from None
+    for cid in list_ids(ctx.root):
+        if pattern.fullmatch(cid):
+            lifecycle.delete(ctx.root, cid, force=force)
 
 
 @main_group.command()
@@ -234,8 +288,8 @@ def update(ctx: Context, container_id, resources, **flags):
 
 @main_group.command()
 @click.option("--stats", is_flag=True, help="Print one stats event and exit.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Seconds between stats events.")
+@click.option("--interval", default="5s", show_default=True,
+              help="Time between stats events, as runc takes it (5s, 100ms, 1m30s; bare seconds too).")
 @click.argument("container_id")
 @pass_ctx
 def events(ctx: Context, container_id, stats, interval):
@@ -243,11 +297,12 @@ def events(ctx: Context, container_id, stats, interval):
     from pyruntime import lifecycle
     from pyruntime.cgroups import commands
 
+    seconds = parse_duration(interval)
     manager = lifecycle.container_cgroup(ctx.root, container_id)
     if stats:
         click.echo(compact_json(commands.stats_event(manager, container_id)))
         return
-    for event in commands.event_stream(manager, container_id, interval=interval):
+    for event in commands.event_stream(manager, container_id, interval=seconds):
         click.echo(compact_json(event))
 
 

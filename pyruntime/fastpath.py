@@ -164,7 +164,8 @@ def _dispatch(command: str, o: dict, stage) -> int:
         if command == "create":
             lifecycle.create(root, cid, o["bundle"], **create_opts)
         else:
-            return lifecycle.run(root, cid, o["bundle"], detach=o["detach"], **create_opts)
+            return lifecycle.run(root, cid, o["bundle"], detach=o["detach"], keep=o["keep"],
+                                 **create_opts)
     return 0
 
 

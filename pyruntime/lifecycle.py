@@ -432,13 +432,16 @@ FORWARDED_SIGNALS = [s for s in signal.Signals
                      if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
 
 
-def run(root: str, container_id: str, bundle: str, *, detach: bool = False, **create_opts) -> int:
+def run(root: str, container_id: str, bundle: str, *, detach: bool = False, keep: bool = False,
+        config: dict | None = None, **create_opts) -> int:
     """create + start; in the foreground, wait for the container and return its exit code
-    (128+signal if killed), then delete it, as `runc run` does. With process.terminal and no
-    --console-socket, the foreground run proxies the container's pty to its own stdio."""
+    (128+signal if killed), then delete it (unless `keep`: it stays, stopped, with its cgroup,
+    until `delete`), as `runc run` does. With process.terminal and no --console-socket, the
+    foreground run proxies the container's pty to its own stdio."""
     from pyruntime import linux, spec
 
-    config = spec.load_config(os.path.abspath(bundle))
+    if config is None:
+        config = spec.load_config(os.path.abspath(bundle))
     terminal_proxy = not detach and not create_opts.get("console_socket") and \
         bool((config.get("process") or {}).get("terminal"))
     if not detach:
@@ -462,7 +465,8 @@ def run(root: str, container_id: str, bundle: str, *, detach: bool = False, **cr
     finally:
         if master is not None:
             os.close(master)
-        delete(root, container_id, force=True)
+        if not keep:
+            delete(root, container_id, force=True)
 
 
 class TerminalProxy:

@@ -243,6 +243,7 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     if own_mounts:
         rootfs.finish()
     proc.set_oom_score_adj(process)
+    proc.set_io_priority(process)
     proc.apply_rlimits(process.get("rlimits") or [])
     if lx.get("personality"):
         linux.personality({"LINUX": 0x0000, "LINUX32": 0x0008}[lx["personality"]["domain"]])

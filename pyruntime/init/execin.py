@@ -90,6 +90,7 @@ def stage2(opts: ExecOptions, sock) -> None:
         if process.get("terminal"):
             proc.setup_terminal(opts.console_sock, process.get("consoleSize"))
         proc.set_oom_score_adj(process)
+        proc.set_io_priority(process)
         proc.apply_rlimits(process.get("rlimits") or [])
         seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program)
         executable = proc.become(process, seccomp_filter, log.warn, undumpable=True)

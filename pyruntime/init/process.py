@@ -141,6 +141,18 @@ def switch_user(user: dict, caps: CapabilitySets | None) -> None:
 PR_SET_DUMPABLE = 4
 
 
+def set_io_priority(process: dict) -> None:
+    """process.ioPriority, while the capabilities an RT class needs are still there."""
+    wanted = process.get("ioPriority")
+    if not wanted:
+        return
+    try:
+        linux.ioprio_set(linux.IOPRIO_CLASSES[wanted["class"]], wanted.get("priority", 0))
+    except OSError as e:
+        raise RuntimeUserError(f"process.ioPriority: cannot set {wanted['class']} "
+                               f"{wanted.get('priority', 0)}: {e.strerror}") from None
+
+
 def set_oom_score_adj(process: dict) -> None:
     if "oomScoreAdj" in process:
         with open("/proc/self/oom_score_adj", "w") as f:

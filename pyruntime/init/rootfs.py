@@ -228,11 +228,19 @@ class RootfsBuilder:
         """A process.cwd the image lacks is made (as runc does), root's and 0755: whether the
         process's user may enter it is then up to the user."""
         cwd = (self.config.get("process") or {}).get("cwd")
-        if cwd:
-            try:
-                os.close(self.root.mkdir_all(cwd))
-            except OSError as e:
-                raise RuntimeUserError(f"process.cwd: cannot create {cwd}: {e.strerror or e}") from None
+        if not cwd:
+            return
+        try:
+            os.close(self.root.open(cwd))
+            return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return   # there but not to be entered: entering it says why, as the process's user
+        try:
+            os.close(self.root.mkdir_all(cwd))
+        except OSError as e:
+            raise RuntimeUserError(f"process.cwd: cannot create {cwd}: {e.strerror or e}") from None
 
     def _own_directory(self, container_path: str) -> bool:
         """Open (or make) `container_path` on one of the container's own mounts; False when

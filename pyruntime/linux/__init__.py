@@ -82,6 +82,7 @@ _SYS_FSCONFIG = 431
 _SYS_FSMOUNT = 432
 _SYS_OPENAT2 = 437
 _SYS_MOUNT_SETATTR = 442
+_SYS_IOPRIO_SET = 251
 
 # The new mount API (linux/mount.h).
 AT_FDCWD = -100
@@ -380,3 +381,15 @@ def ns_owner_uid(ns_fd: int) -> int:
         return struct.unpack("=I", buf)[0]
     finally:
         os.close(userns)
+
+
+# ioprio_set(2) (linux/ioprio.h): this process, class in the top bits.
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+_IOPRIO_WHO_PROCESS = 1
+_IOPRIO_CLASS_SHIFT = 13
+
+
+def ioprio_set(io_class: int, priority: int) -> None:
+    _check(_lib().syscall(_SYS_IOPRIO_SET, _IOPRIO_WHO_PROCESS, 0,
+                          (io_class << _IOPRIO_CLASS_SHIFT) | priority),
+           f"ioprio_set(class {io_class}, priority {priority})")

@@ -116,9 +116,18 @@ def check_time_offsets(config: dict) -> Iterator[Problem]:
         yield ("linux.timeOffsets", "can only be set with a new time namespace in linux.namespaces")
 
 
+# sysctls that set what `hostname` and `domainname` also set: both given and different, the
+# container's name would depend on which is applied last (runc refuses it)
+_UTS_SYSCTLS = {"kernel.hostname": "hostname", "kernel.domainname": "domainname"}
+
+
 def check_sysctl(config: dict) -> Iterator[Problem]:
     listed = _listed_namespaces(config)
-    for key in config.get("linux", {}).get("sysctl", {}):
+    for key, value in config.get("linux", {}).get("sysctl", {}).items():
+        field = _UTS_SYSCTLS.get(key)
+        if field and config.get(field) and config[field] != value:
+            yield (jsonpath.child("linux.sysctl", key),
+                   f"{value!r} conflicts with {field} {config[field]!r}")
         path = jsonpath.child("linux.sysctl", key)
         if key.startswith("net.") and "network" not in listed:
             yield (path, "network sysctls need a network namespace in linux.namespaces")

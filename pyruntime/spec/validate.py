@@ -62,15 +62,19 @@ MAX_CONFIG_BYTES = 32 << 20
 MAX_CONFIG_DEPTH = 64
 
 
-def read_config(bundle: str) -> dict:
+def read_config(bundle: str, path: str | None = None) -> dict:
     """Parse `<bundle>/config.json`; every way this can fail becomes a RuntimeUserError.
     Only a regular file of a sane size is read: a FIFO, a device (/dev/zero) or a huge file
     is refused at once rather than read forever."""
     if not os.path.isdir(bundle):
         what = "is not a directory" if os.path.exists(bundle) else "does not exist"
         raise RuntimeUserError(f"bundle {bundle} {what}")
-    path = os.path.join(bundle, "config.json")
-    raw = read_bounded_file(path, MAX_CONFIG_BYTES, missing=f"bundle {bundle} has no config.json")
+    if path is None:
+        path = os.path.join(bundle, "config.json")
+        missing = f"bundle {bundle} has no config.json"
+    else:
+        missing = f"--config {path}: no such file"
+    raw = read_bounded_file(path, MAX_CONFIG_BYTES, missing=missing)
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as e:
@@ -120,10 +124,11 @@ def read_bounded_file(path: str, limit: int, missing: str) -> bytes:
         os.close(fd)
 
 
-def load_config(bundle: str) -> dict:
-    """Read and validate `<bundle>/config.json`; the config dict, or RuntimeUserError/ConfigError.
-    What the spec deprecates but allows is accepted with a warning naming the field."""
-    config = read_config(bundle)
+def load_config(bundle: str, path: str | None = None) -> dict:
+    """Read and validate `<bundle>/config.json` (or the file `path`, checked against that
+    bundle); the config dict, or RuntimeUserError/ConfigError. What the spec deprecates but
+    allows is accepted with a warning naming the field."""
+    config = read_config(bundle, path)
     validate_config(config, bundle)
     for path, message in deprecations(config):
         log.warn(f"config.json: {path}: {message}")

@@ -101,3 +101,59 @@ def test_machine_readable_output_is_runcs_compact_json(rt):
     state = rt("state", cid, check=True).stdout
     assert state.startswith("{\n  ")                # state stays indented, as runc prints it
     rt("delete", "--force", cid, check=True)
+
+
+def test_io_priority_is_applied_with_or_without_a_priority(rt):
+    seen = []
+    for wanted in ({"class": "IOPRIO_CLASS_BE", "priority": 5}, {"class": "IOPRIO_CLASS_IDLE"}):
+        config = container_config(["ionice", "-p", "1"])
+        config["process"]["ioPriority"] = wanted
+        proc = rt("run", "--bundle", str(rt.bundle_from(config)), rt.new_id())
+        assert proc.returncode == 0, proc.stderr
+        seen.append(proc.stdout.strip())
+    assert seen[0].startswith("best-effort") and seen[0].endswith("5"), seen
+    assert seen[1].startswith("idle"), seen
+
+
+def test_run_keep_leaves_the_stopped_container_until_delete(rt):
+    cid = rt.new_id()
+    proc = rt("run", "--keep", "--bundle", str(rt.bundle(["sh", "-c", "exit 3"])), cid)
+    assert proc.returncode == 3, proc.stderr
+    state = rt.state(cid)
+    assert state["status"] == "stopped"
+    assert any(os.path.isdir(f"/sys/fs/cgroup/{base}/pyruntime/{cid}") for base in os.listdir("/sys/fs/cgroup"))
+    rt("delete", cid, check=True)
+    assert not (rt.root / cid).exists()
+
+
+def test_config_file_other_than_the_bundles(rt, tmp_path):
+    bundle = rt.bundle(["echo", "from config.json"])
+    other = tmp_path / "other.json"
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = ["echo", "from --config"]
+    other.write_text(json.dumps(config))
+    proc = rt("run", "--config", str(other), "--bundle", str(bundle), rt.new_id())
+    assert (proc.returncode, proc.stdout) == (0, "from --config\n"), proc.stderr
+    missing = rt("run", "--config", str(tmp_path / "nope.json"), "--bundle", str(bundle), rt.new_id())
+    assert missing.returncode != 0 and "--config" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_delete_regex_deletes_every_matching_container(rt):
+    bundle = rt.bundle(["sleep", "60"])
+    keep, *matching = rt.new_id(), rt.new_id(), rt.new_id()
+    for cid in (keep, *matching):
+        rt("create", "--bundle", str(bundle), cid, check=True)
+    pattern = "|".join(matching)
+    rt("delete", "--force", "--regex", pattern, check=True)
+    assert [c["id"] for c in json.loads(rt("list", "--format", "json", check=True).stdout)] == [keep]
+    rt("delete", "--force", keep, check=True)
+
+
+def test_exec_failures_exit_255(rt):
+    cid = rt.new_id()
+    rt("run", "-d", "--bundle", str(rt.bundle(["sleep", "60"])), cid, check=True)
+    assert rt("exec", cid, "sh", "-c", "exit 7").returncode == 7      # the process's own code
+    missing = rt("exec", cid, "/no/such/program")
+    assert missing.returncode == 255 and "no such file or directory" in missing.stderr, missing.stderr
+    assert rt("exec", "no-such-container", "true").returncode == 255
+    rt("delete", "--force", cid, check=True)

@@ -102,6 +102,24 @@ def test_network_and_ipc_sysctls_need_their_namespaces():
     ]
 
 
+def test_a_hostname_sysctl_may_not_contradict_hostname():
+    config = with_namespaces(base_config(), "pid", "mount", "uts")
+    config["hostname"] = "box"
+    config["linux"]["sysctl"] = {"kernel.hostname": "other"}
+    assert problems_of(config) == [('linux.sysctl["kernel.hostname"]', "'other' conflicts with hostname 'box'")]
+    config["linux"]["sysctl"] = {"kernel.hostname": "box"}
+    assert problems_of(config) == []
+
+
+def test_io_priority_needs_only_its_class():
+    from pyruntime.spec import validate_config
+
+    config = with_namespaces(base_config(), "pid", "mount", "uts")
+    config["linux"].pop("sysctl", None)
+    config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
+    validate_config(config)
+
+
 def test_idmap_mount_is_fine_with_its_own_mappings():
     config = base_config()
     mapping = [{"containerID": 0, "hostID": 1000, "size": 1}]
