@@ -28,3 +28,12 @@ def no_leaks(request):
     yield
     left = leaks(before, host_snapshot())
     assert not left, f"test left resources behind: {left}"
+
+
+@pytest.fixture
+def tun_for_everyone():
+    """slirp4netns opens /dev/net/tun as the user: 0600 here, widened for the test only."""
+    mode = os.stat("/dev/net/tun").st_mode & 0o777
+    os.chmod("/dev/net/tun", 0o666)
+    yield
+    os.chmod("/dev/net/tun", mode)

@@ -137,6 +137,12 @@ def container_config(args: list[str], **changes) -> dict:
         namespaces.append({"type": "cgroup"})
     config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                              "options": ["nosuid", "nodev"]})
+    return apply_changes(config, changes)
+
+
+def apply_changes(config: dict, changes: dict) -> dict:
+    """Keyword changes to a config: `key=v` replaces a top-level field, `section__field=v`
+    a field one level down."""
     for key, value in changes.items():
         section, _, field = key.partition("__")
         if field:
@@ -144,6 +150,15 @@ def container_config(args: list[str], **changes) -> dict:
         else:
             config[section] = value
     return config
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float = 15, interval: float = 0.05):

@@ -36,6 +36,7 @@ DEFAULT_SOCKET = "/run/pyruntime-netd.sock"
 DEFAULT_ALLOWANCES = "/etc/pyruntime/netd.conf"
 IFNAME = "eth0"
 MAX_REQUEST = 64 * 1024
+MAX_ANSWER = 4 * 1024 * 1024     # a CNI result
 
 
 class Refusal(RuntimeUserError):
@@ -236,17 +237,23 @@ def open_netns_of(pid: int, uid: int) -> int:
     return fd
 
 
-def read_request(conn: socket.socket) -> dict:
-    from pyruntime import jsondoc
-
+def read_line(conn: socket.socket, limit: int) -> bytes:
+    """One newline-ended message (or what came before the peer closed), at most `limit` bytes."""
     data = b""
     while not data.endswith(b"\n"):
         chunk = conn.recv(4096)
         if not chunk:
             break
         data += chunk
-        if len(data) > MAX_REQUEST:
-            raise Refusal(f"request larger than {MAX_REQUEST} bytes")
+        if len(data) > limit:
+            raise Refusal(f"message larger than {limit} bytes")
+    return data
+
+
+def read_request(conn: socket.socket) -> dict:
+    from pyruntime import jsondoc
+
+    data = read_line(conn, MAX_REQUEST)
     try:
         request = jsondoc.loads(data, max_depth=4)
     except jsondoc.JsonDocError as e:
@@ -276,13 +283,7 @@ def attach(cid: str, pid: int, network: str) -> tuple[socket.socket, dict]:
                                f"({socket_path()}: {e.strerror})") from None
     try:
         send(conn, {"id": cid, "pid": pid, "network": network})
-        answer = b""
-        while not answer.endswith(b"\n"):
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-        reply = json.loads(answer or b"{}")
+        reply = json.loads(read_line(conn, MAX_ANSWER) or b"{}")
     except (OSError, ValueError) as e:
         conn.close()
         raise RuntimeUserError(f"pyruntime-netd: no answer ({e})") from None

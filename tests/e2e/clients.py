@@ -514,12 +514,8 @@ class RootlessPodmanEnv:
         r = self("import", str(archive), IMAGE)
         assert r.rc == 0, str(r)
 
-    def container_ids(self) -> set[str]:
-        return set(self("ps", "-a", "-q", "--no-trunc").out.split())
-
-    def existing_names(self, names: list[str]) -> list[str]:
-        present = set(self("ps", "-a", "--format", "{{.Names}}").out.split())
-        return [n for n in names if n in present]
+    container_ids = PodmanEnv.container_ids
+    existing_names = PodmanEnv.existing_names
 
     def teardown(self) -> None:
         ids = self.container_ids()

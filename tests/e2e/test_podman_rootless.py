@@ -4,14 +4,13 @@ must not differ. podman makes the user namespace and calls the runtime inside it
 from __future__ import annotations
 
 import os
-import socket
 import time
 import urllib.request
 
 import pytest
 
 from tests.e2e.clients import run_in_pty
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 
 
 def test_run_rm_exit_codes_and_output(rpodman, same_as_runc):
@@ -87,23 +86,8 @@ def test_read_only_caps_binds_tmpfs_and_no_network(rpodman, same_as_runc, tmp_pa
     same_as_runc(lines=lines)
 
 
-@pytest.fixture
-def tun_for_everyone():
-    """slirp4netns opens /dev/net/tun as the user: 0600 here, widened for the test only."""
-    mode = os.stat("/dev/net/tun").st_mode & 0o777
-    os.chmod("/dev/net/tun", 0o666)
-    yield
-    os.chmod("/dev/net/tun", mode)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_slirp4netns_published_port(rpodman, same_as_runc, tun_for_everyone):
-    port = _free_port()
+    port = free_port()
     name = rpodman.start_detached("-p", f"127.0.0.1:{port}:80", network="slirp4netns",
                                   image_args=("sh", "-c", "mkdir -p /www; echo served > /www/index.html; "
                                                           "exec httpd -f -p 80 -h /www"))

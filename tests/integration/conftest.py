@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import BUSYBOX_ROOTFS, REPO, container_config, make_bundle, pyruntime, wait_for
+from tests.support import (BUSYBOX_ROOTFS, REPO, apply_changes, container_config, make_bundle,
+                           pyruntime, wait_for)
 
 
 class Runtime:
@@ -110,12 +111,7 @@ class User:
             for hook in hooks:
                 hook["path"] = str(self.hook_script())
         config["process"].update(terminal=False, args=args)
-        for key, value in changes.items():
-            section, _, field = key.partition("__")
-            if field:
-                config.setdefault(section, {})[field] = value
-            else:
-                config[section] = value
+        apply_changes(config, changes)
         (bundle / "config.json").write_text(json.dumps(config))
         return bundle
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import pyruntime, wait_for
+from tests.support import free_port, pyruntime, wait_for
 
 
 def _host_uids(pid: int) -> set[int]:
@@ -110,23 +110,6 @@ def test_a_user_cannot_see_signal_or_delete_roots_containers(user, rt):
         shutil.rmtree(root_state, ignore_errors=True)
 
 
-@pytest.fixture
-def tun_for_everyone():
-    """slirp4netns opens /dev/net/tun as the user: 0600 here, widened for the test only."""
-    mode = os.stat("/dev/net/tun").st_mode & 0o777
-    os.chmod("/dev/net/tun", 0o666)
-    yield
-    os.chmod("/dev/net/tun", mode)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _slirp_processes(user) -> list[int]:
     """Live slirp4netns processes of the user (an exited one waits as a zombie until the
     host's init reaps it: it holds nothing)."""
@@ -145,7 +128,7 @@ def _slirp_processes(user) -> list[int]:
 def test_rootless_slirp4netns_publishes_a_port_and_goes_with_the_container(user, tun_for_everyone):
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     bundle = user.bundle(["sh", "-c", "mkdir -p /tmp/www; echo served > /tmp/www/index.html; "
                                       "ip -4 -o addr show tap0 | grep -c 10.0.2.100; "
                                       "exec httpd -f -p 80 -h /tmp/www"],
