@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import click
 
@@ -66,6 +67,7 @@ def main_group(ctx: click.Context, root: str, log_path: str, log_format: str, de
                systemd_cgroup: bool, rootless: str, criu: str) -> None:
     """pyruntime: run containers from OCI bundles (a runc-compatible runtime)."""
     log.configure(log_path, log_format, debug)
+    log.debug(f"pyruntime {' '.join(sys.argv[1:])}")
     if systemd_cgroup:
         raise RuntimeUserError("--systemd-cgroup: the systemd cgroup driver is not supported; "
                                "use the cgroupfs driver (omit the flag)")

@@ -145,6 +145,7 @@ def _dispatch(command: str, o: dict, stage) -> int:
     from pyruntime import rootless
 
     log.configure(o["log_path"], o["log_format"], o["debug"])
+    log.debug(f"pyruntime {' '.join(sys.argv[1:])}")
     rootless.configure(o["rootless"])
     root = os.path.abspath(o["root"] or os.environ.get("PYRUNTIME_ROOT") or rootless.default_state_root())
     cid = o["container_id"]

@@ -335,7 +335,9 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
     with ContainerDir(root, container_id).lock() as cdir:
         state = cdir.load()
         status = status_of(cdir, state)
-        if status not in (CREATED, RUNNING, PAUSED):
+        if status not in (CREATED, RUNNING, PAUSED) and not (all_processes and _live_members(state)):
+            # a stopped init may leave processes behind in its cgroup (a pod's shared PID
+            # namespace): `kill --all` still reaches them, as containerd expects of runc
             raise InvalidState("container not running")
         if all_processes and state.cgroup:
             from pyruntime.cgroups import commands
@@ -344,6 +346,17 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
             commands.signal_all(_manager(state), sig)
         else:
             _signal(state.pid, sig)
+
+
+def _live_members(state: ContainerState) -> bool:
+    if not state.cgroup:
+        return False
+    from pyruntime import cgroups
+
+    try:
+        return bool(cgroups.CgroupManager.from_dict(state.cgroup).pids())
+    except OSError:
+        return False
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -15,7 +15,18 @@ _debug = False
 
 
 def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
+    """Where messages go. A --log file that cannot be opened is an error at once: a client
+    that reads the reason for a failure from it would otherwise find nothing."""
     global _path, _format, _debug
+    if path:
+        try:
+            with open(path, "a"):
+                pass
+        except OSError as e:
+            from pyruntime.errors import RuntimeUserError
+
+            _path, _format, _debug = None, fmt, debug
+            raise RuntimeUserError(f"--log {path}: cannot open it: {e.strerror}") from None
     _path, _format, _debug = path or None, fmt, debug
 
 

@@ -157,3 +157,31 @@ def test_exec_failures_exit_255(rt):
     assert missing.returncode == 255 and "no such file or directory" in missing.stderr, missing.stderr
     assert rt("exec", "no-such-container", "true").returncode == 255
     rt("delete", "--force", cid, check=True)
+
+
+def test_kill_all_reaches_what_a_stopped_init_left_in_its_cgroup(rt):
+    """containerd stops a pod so: its init gone, processes of the shared PID namespace left."""
+    config = container_config(["sh", "-c", "sleep 60 & exit 0"])
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
+    cid = rt.new_id()
+    rt("run", "-d", "--bundle", str(rt.bundle_from(config)), cid, check=True)
+    assert wait_for(lambda: rt.state(cid)["status"] == "stopped")
+    procs_file = f"/sys/fs/cgroup/pids/pyruntime/{cid}/cgroup.procs"
+    assert wait_for(lambda: open(procs_file).read().split())   # the sleep is still there
+    assert rt("kill", cid, "KILL").returncode != 0           # the init is gone
+    rt("kill", "--all", cid, "KILL", check=True)
+    assert wait_for(lambda: not open(procs_file).read().split())
+    rt("delete", cid, check=True)
+
+
+def test_log_file_errors_and_debug_lines(rt, tmp_path):
+    unopenable = tmp_path / "missing-dir" / "log"
+    proc = rt("--log", str(unopenable), "list")
+    assert proc.returncode == 1 and f"--log {unopenable}: cannot open it" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    log = tmp_path / "log"
+    rt("--debug", "--log", str(log), "list", check=True)
+    rt("--debug", "--log", str(log), "state", "no-such-container")
+    lines = log.read_text().splitlines()
+    assert any("level=debug" in line and "pyruntime" in line for line in lines), lines
+    assert any("level=error" in line and "no-such-container" in line for line in lines), lines
