@@ -12,14 +12,16 @@ import sys
 
 import click
 
-from pyruntime import __version__, OCI_VERSION, log
+from pyruntime import log
 from pyruntime.errors import RuntimeUserError
 
 
 class Context:
-    def __init__(self, root: str, debug: bool):
+    def __init__(self, root: str, debug: bool, cgroup_manager: str = "cgroupfs", criu: str = "criu"):
         self.root = root
         self.debug = debug
+        self.cgroup_manager = cgroup_manager
+        self.criu = criu
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -50,8 +52,23 @@ def compact_json(value) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _print_version(ctx: click.Context, _param, wanted: bool) -> None:
+    if not wanted or ctx.resilient_parsing:
+        return
+    from pyruntime import buildinfo
+
+    click.echo(buildinfo.version_text())
+    ctx.exit()
+
+
+def _systemd_refused(flag: str) -> RuntimeUserError:
+    return RuntimeUserError(f"{flag}: the systemd cgroup driver is not supported; use "
+                            "--cgroup-manager cgroupfs (the default) or disabled")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", "-v", message=f"pyruntime version %(version)s\nspec: {OCI_VERSION}")
+@click.option("--version", "-v", is_flag=True, is_eager=True, expose_value=False,
+              callback=_print_version, help="Print the version, commit, spec and libseccomp version.")
 @click.option("--root", default=None, envvar="PYRUNTIME_ROOT",
               help="Directory holding the containers' state (default: /run/pyruntime for root, "
                    "$XDG_RUNTIME_DIR/pyruntime for anyone else).")
@@ -59,24 +76,30 @@ def compact_json(value) -> str:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--debug", is_flag=True, help="Debug logging, and tracebacks for internal errors.")
 @click.option("--systemd-cgroup", is_flag=True, help="Use the systemd cgroup driver (not supported).")
+@click.option("--cgroup-manager", type=click.Choice(["cgroupfs", "systemd", "disabled"]),
+              default="cgroupfs", show_default=True,
+              help="cgroupfs: a cgroup per container; disabled: none at all, linux.resources are "
+                   "ignored (crun); systemd: not supported.")
 @click.option("--rootless", default="auto", show_default=True,
               help="true, false or auto (not uid 0, or uid 0 in a user namespace): run as rootless.")
-@click.option("--criu", default="", hidden=True, help="Accepted for runc compatibility.")
+@click.option("--criu", default="criu", show_default=True,
+              help="The criu program that checkpoint and restore run.")
 @click.pass_context
 def main_group(ctx: click.Context, root: str, log_path: str, log_format: str, debug: bool,
-               systemd_cgroup: bool, rootless: str, criu: str) -> None:
+               systemd_cgroup: bool, cgroup_manager: str, rootless: str, criu: str) -> None:
     """pyruntime: run containers from OCI bundles (a runc-compatible runtime)."""
     log.configure(log_path, log_format, debug)
     log.debug(f"pyruntime {' '.join(sys.argv[1:])}")
     if systemd_cgroup:
-        raise RuntimeUserError("--systemd-cgroup: the systemd cgroup driver is not supported; "
-                               "use the cgroupfs driver (omit the flag)")
+        raise _systemd_refused("--systemd-cgroup")
+    if cgroup_manager == "systemd":
+        raise _systemd_refused("--cgroup-manager systemd")
     from pyruntime import rootless as rootless_mode
 
     rootless_mode.configure(rootless)
     if root is None:
         root = rootless_mode.default_state_root()
-    ctx.obj = Context(os.path.abspath(root), debug)
+    ctx.obj = Context(os.path.abspath(root), debug, cgroup_manager, criu)
 
 
 bundle_option = click.option("--bundle", "-b", default=".", help="Path to the bundle (default: current directory).")
@@ -121,7 +144,7 @@ def create(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivo
 
     lifecycle.create(ctx.root, container_id, bundle, console_socket=console_socket,
                      pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                     config=_config_from(bundle, config_file))
+                     config=_config_from(bundle, config_file), cgroup_manager=ctx.cgroup_manager)
 
 
 @main_group.command()
@@ -147,7 +170,8 @@ def run(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, 
 
     code = lifecycle.run(ctx.root, container_id, bundle, detach=detach, keep=keep,
                          config=_config_from(bundle, config_file), console_socket=console_socket,
-                         pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds)
+                         pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds,
+                         cgroup_manager=ctx.cgroup_manager)
     click.get_current_context().exit(code)
 
 
@@ -166,12 +190,15 @@ def run(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, 
 @click.option("--preserve-fds", type=click.IntRange(min=0), default=0)
 @click.option("--process-label", default="", hidden=True, help="Accepted; SELinux is not supported.")
 @click.option("--apparmor", default="", hidden=True, help="Accepted; AppArmor is not supported.")
+@click.option("--cgroup", "cgroup_paths", multiple=True,
+              help="Run the process in an (existing) sub-cgroup of the container's: [controller[,...]:]path.")
+@click.option("--ignore-paused", is_flag=True, help="Allow exec in a paused container.")
 @click.argument("container_id")
 @click.argument("command", nargs=-1)
 @pass_ctx
 def exec_command(ctx: Context, container_id, command, process_file, tty, console_socket, detach,
                  pid_file, env, cwd, user, additional_gids, cap, no_new_privs, preserve_fds,
-                 process_label, apparmor):
+                 process_label, apparmor, cgroup_paths, ignore_paused):
     """Run another process in a running container."""
     from pyruntime import execute, lifecycle
 
@@ -181,7 +208,8 @@ def exec_command(ctx: Context, container_id, command, process_file, tty, console
             config, list(command), process_file=process_file, tty=tty, env=env, cwd=cwd, user=user,
             additional_gids=additional_gids, caps=cap, no_new_privs=no_new_privs)
         code = execute.exec_in(ctx.root, container_id, process, console_socket=console_socket,
-                               detach=detach, pid_file=pid_file, preserve_fds=preserve_fds)
+                               detach=detach, pid_file=pid_file, preserve_fds=preserve_fds,
+                               ignore_paused=ignore_paused, cgroup_paths=cgroup_paths)
     except RuntimeUserError as e:
         # runc's exit status when the exec itself fails: apart from any the process may return
         e.exit_code = 255
@@ -345,6 +373,86 @@ def list_command(ctx: Context, fmt, quiet):
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+# The flags runc 1.1's checkpoint and restore share.
+def _flag(name: str, help: str):
+    return click.option(name, is_flag=True, help=help)
+
+
+image_path_flag = click.option("--image-path", default="",
+                               help="Directory of the criu images (default: ./checkpoint).")
+work_path_flag = click.option("--work-path", default="", help="Directory for criu's work files and log.")
+tcp_flag = _flag("--tcp-established", "Allow open TCP connections.")
+unix_flag = _flag("--ext-unix-sk", "Allow external unix sockets.")
+shell_job_flag = _flag("--shell-job", "Allow shell jobs.")
+lazy_pages_flag = _flag("--lazy-pages", "Use userfaultfd to restore memory pages lazily.")
+file_locks_flag = _flag("--file-locks", "Handle file locks, for safety.")
+cgroups_mode_flag = click.option("--manage-cgroups-mode", default="",
+                                 help="cgroups mode: soft (default), full or strict.")
+empty_ns_flag = click.option("--empty-ns", multiple=True,
+                             help="Create a namespace, but do not restore its properties (network).")
+dedup_flag = _flag("--auto-dedup", "Enable auto deduplication of memory images.")
+
+
+@main_group.command()
+@image_path_flag
+@work_path_flag
+@click.option("--parent-path", default="", help="Previous criu images of a pre-dump (relative to --image-path).")
+@click.option("--leave-running", is_flag=True, help="Leave the process running after checkpointing.")
+@tcp_flag
+@unix_flag
+@shell_job_flag
+@lazy_pages_flag
+@click.option("--status-fd", type=int, default=-1, show_default=True,
+              help="criu writes \\0 to this fd once lazy-pages is ready.")
+@click.option("--page-server", default="", help="ADDRESS:PORT of the page server.")
+@file_locks_flag
+@click.option("--pre-dump", is_flag=True, help="Dump the container's memory only, and leave it running.")
+@cgroups_mode_flag
+@empty_ns_flag
+@dedup_flag
+@click.argument("container_id")
+@pass_ctx
+def checkpoint(ctx: Context, container_id, **flags):
+    """Checkpoint a running container with criu."""
+    from pyruntime import checkpoint as commands
+    from pyruntime.criuopts import CriuOptions
+
+    commands.checkpoint(ctx.root, container_id, CriuOptions(**flags), criu=ctx.criu)
+
+
+@main_group.command()
+@click.option("--console-socket", default=None, help="AF_UNIX socket that receives the pty master.")
+@image_path_flag
+@work_path_flag
+@tcp_flag
+@unix_flag
+@shell_job_flag
+@file_locks_flag
+@cgroups_mode_flag
+@bundle_option
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the container's process.")
+@click.option("--pid-file", default=None, help="Write the restored init's pid to this file.")
+@click.option("--no-subreaper", is_flag=True, help="Do not become the subreaper of the container's processes.")
+@click.option("--no-pivot", is_flag=True, help="Accepted: criu restores the root itself.")
+@empty_ns_flag
+@dedup_flag
+@lazy_pages_flag
+@click.option("--lsm-profile", default="", help="LSM profile for the restore, as TYPE:NAME.")
+@click.option("--lsm-mount-context", default="", help="LSM mount context for the restore.")
+@click.argument("container_id")
+@pass_ctx
+def restore(ctx: Context, container_id, console_socket, bundle, detach, pid_file, no_subreaper,
+            no_pivot, **flags):
+    """Restore a container from a checkpoint."""
+    from pyruntime import checkpoint as commands
+    from pyruntime.criuopts import CriuOptions
+
+    code = commands.restore(ctx.root, container_id, bundle, CriuOptions(**flags), criu=ctx.criu,
+                            console_socket=console_socket, pid_file=pid_file, detach=detach,
+                            no_subreaper=no_subreaper, cgroup_manager=ctx.cgroup_manager)
+    click.get_current_context().exit(code)
 
 
 @main_group.command()

@@ -8,7 +8,7 @@ import os
 
 from pyruntime import lifecycle
 from pyruntime.errors import InvalidState, RuntimeUserError
-from pyruntime.state import CREATED, RUNNING, ContainerDir, status_of
+from pyruntime.state import CREATED, PAUSED, RUNNING, ContainerDir, status_of
 
 
 def process_from_flags(config: dict, args: list[str], *, process_file: str | None = None,
@@ -63,11 +63,21 @@ def parse_user(text: str, base: dict) -> dict:
 
 
 def exec_in(root: str, container_id: str, process: dict, *, console_socket: str | None = None,
-            detach: bool = False, pid_file: str | None = None, preserve_fds: int = 0) -> int:
-    """Run `process` in the container; return its exit code (0 at once with `detach`)."""
+            detach: bool = False, pid_file: str | None = None, preserve_fds: int = 0,
+            ignore_paused: bool = False, cgroup_paths=()) -> int:
+    """Run `process` in the container; return its exit code (0 at once with `detach`).
+
+    `ignore_paused`: exec into a paused container too (the process starts once it is
+    resumed); `cgroup_paths`: runc's `--cgroup [controller:]path` values (sub-cgroups of the
+    container's to put the process in)."""
     from pyruntime import cgroups, linux
     from pyruntime.init import execin, reexec, seccomp, sync
 
+    subs = None
+    if cgroup_paths:
+        from pyruntime.cgroups import subcgroups
+
+        subs = subcgroups.parse(cgroup_paths)
     if pid_file:
         lifecycle.check_pid_file_dir(pid_file)
     terminal = bool(process.get("terminal"))
@@ -77,9 +87,15 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
     with ContainerDir(root, container_id).lock(shared=True) as cdir:
         state = cdir.load()
         status = status_of(cdir, state)
-        if status not in (CREATED, RUNNING):
+        if status == PAUSED and not ignore_paused:
+            proxy.close()
+            raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)")
+        if status not in (CREATED, RUNNING, PAUSED):
             proxy.close()
             raise InvalidState(f"cannot exec in a {status} container")
+        if subs is not None and not state.cgroup:
+            proxy.close()
+            raise RuntimeUserError("--cgroup: the container has no cgroup")
         console = proxy.theirs or lifecycle.connect_console(console_socket, terminal)
         opts = execin.ExecOptions(state.pid, process, state.config, console_sock=console,
                                   preserve_fds=preserve_fds,
@@ -98,8 +114,11 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
                 proxy.theirs.close()  # the child has it; an EOF must reach us if it dies
             try:
                 if state.cgroup:
-                    cgroups.CgroupManager.from_dict(state.cgroup).add_process(stage1_pid)
+                    cgroups.CgroupManager.from_dict(state.cgroup).add_process(stage1_pid, subs)
                 sync.send(parent_sock, "cgroup-ready")
+                if status == PAUSED:
+                    # The stage now waits, frozen, for a `resume`, which needs the lock.
+                    cdir.unlock()
                 pid = sync.recv(parent_sock, "exec-pid")["pid"]
                 sync.send(parent_sock, "exec-go")
             except BaseException:
@@ -107,6 +126,9 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
                 raise
             finally:
                 stage.wait()
+            seccomp_profile = (state.config.get("linux") or {}).get("seccomp")
+            if seccomp_profile and seccomp.notifies(seccomp_profile):
+                _forward_listener(parent_sock, seccomp_profile, pid, state, status)
             sync.recv(parent_sock, "exec")
             _wait_for_exec(parent_sock)
             master = proxy.receive()
@@ -129,6 +151,19 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
     finally:
         if master is not None:
             os.close(master)
+
+
+def _forward_listener(sock, seccomp_profile: dict, pid: int, state, status: str) -> None:
+    """The exec'ed process's own listener, to the agent; a process the agent cannot serve is
+    not left behind."""
+    from pyruntime import seccomp_agent
+    from pyruntime.state import oci_state
+
+    try:
+        seccomp_agent.forward_listener(sock, seccomp_profile, pid, oci_state(state, status))
+    except BaseException:
+        lifecycle.kill_and_wait(pid)
+        raise
 
 
 def _wait_for_exec(sock) -> None:

@@ -16,7 +16,10 @@ import sys
 GLOBAL_FLAGS = {
     "--root": ("root", True), "--log": ("log_path", True), "--log-format": ("log_format", True),
     "--debug": ("debug", False), "--rootless": ("rootless", True),
+    "--cgroup-manager": ("cgroup_manager", True), "--criu": ("criu", True),
 }
+# What --cgroup-manager may name here; click refuses the rest ("systemd") with its message.
+SUPPORTED_CGROUP_MANAGERS = ("cgroupfs", "disabled")
 HOT_COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], tuple[str, ...]]] = {
     "state": ({}, ("container_id",)),
     "start": ({}, ("container_id",)),
@@ -33,6 +36,7 @@ HOT_COMMANDS["run"] = ({**HOT_COMMANDS["create"][0], "--detach": ("detach", Fals
 
 DEFAULTS = {
     "root": None, "log_path": "", "log_format": "text", "debug": False, "rootless": "auto",
+    "cgroup_manager": "cgroupfs", "criu": "criu",
     "all_processes": False, "force": False, "signal": "SIGTERM", "bundle": ".",
     "console_socket": None, "pid_file": None, "no_pivot": False, "no_new_keyring": False,
     "preserve_fds": 0, "detach": False, "keep": False,
@@ -65,6 +69,8 @@ def parse(argv: list[str]) -> tuple[str, dict] | None:
         return None
     opts.update(zip(positional_names, positionals))
     if opts.get("log_format", "text") not in ("text", "json"):
+        return None
+    if opts.get("cgroup_manager", "cgroupfs") not in SUPPORTED_CGROUP_MANAGERS:
         return None
     if "preserve_fds" in opts:
         if not str(opts["preserve_fds"]).isdigit():
@@ -126,7 +132,7 @@ def dispatch(command: str, o: dict) -> int:
         # interpreter the container's init stage runs in.
         from pyruntime.init import reexec
 
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and o["cgroup_manager"] != "disabled":
             from pyruntime.cgroups import warmup
 
             warmup.start()
@@ -161,7 +167,8 @@ def _dispatch(command: str, o: dict, stage) -> int:
         lifecycle.delete(root, cid, force=o["force"])
     else:
         create_opts = dict(console_socket=o["console_socket"], pid_file=o["pid_file"],
-                           no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"], stage=stage)
+                           no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"], stage=stage,
+                           cgroup_manager=o["cgroup_manager"])
         if command == "create":
             lifecycle.create(root, cid, o["bundle"], **create_opts)
         else:

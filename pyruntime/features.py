@@ -9,7 +9,7 @@ from pyruntime.hooks import PHASES
 
 def features_document() -> dict:
     from pyruntime import cgroups, linux
-    from pyruntime.init import process, rootfs, seccomp
+    from pyruntime.init import mempolicy, process, rootfs, seccomp
 
     return {
         "ociVersionMin": "1.0.0",
@@ -22,9 +22,7 @@ def features_document() -> dict:
             "cgroup": cgroups.features(),
             "seccomp": {
                 "enabled": True,
-                "actions": sorted(["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS",
-                                   "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE",
-                                   "SCMP_ACT_ALLOW", "SCMP_ACT_LOG"]),
+                "actions": sorted(seccomp.ACTIONS),
                 "operators": sorted(seccomp.OPERATORS),
                 "archs": sorted(seccomp.ARCHES),
                 "knownFlags": sorted(seccomp.FLAGS),
@@ -32,8 +30,11 @@ def features_document() -> dict:
             },
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
+            "memoryPolicy": {"modes": sorted(mempolicy.MODES), "flags": sorted(mempolicy.FLAGS)},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            # idmap/ridmap binds and mounts with their own uid/gid mappings (init/rootfs.py)
+            "mountExtensions": {"idmap": {"enabled": True}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {
             "io.github.pyruntime.version": __version__,

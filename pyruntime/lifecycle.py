@@ -40,11 +40,13 @@ class Undo:
 # -- create ----------------------------------------------------------------------------------
 def create(root: str, container_id: str, bundle: str, *, console_socket: str | None = None,
            pid_file: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
-           console=None, config: dict | None = None, stage=None) -> ContainerState:
+           console=None, config: dict | None = None, stage=None,
+           cgroup_manager: str = "cgroupfs") -> ContainerState:
     """`console`: an already connected socket to send the pty master to, and `config`: the
     bundle's config already loaded (both from `run`); `stage`: the init's stage 1, started
     ahead (reexec.start) while the runtime was still loading; the caller abandons it if the
-    create fails before sending it its options."""
+    create fails before sending it its options. `cgroup_manager` "disabled": the container
+    gets no cgroup (crun's --cgroup-manager disabled)."""
     from pyruntime import cgroups, spec
 
     check_id(container_id)
@@ -53,8 +55,10 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
         check_pid_file_dir(pid_file)
     if config is None:
         config = spec.load_config(bundle)
-    cgroup = cgroups.open_manager(cgroups.resolve_path(
+    cgroup = None if cgroup_manager == "disabled" else cgroups.open_manager(cgroups.resolve_path(
         (config.get("linux") or {}).get("cgroupsPath"), container_id))
+    if cgroup is None and (config.get("linux") or {}).get("resources"):
+        log.debug("--cgroup-manager disabled: linux.resources are not applied")   # as crun
     cdir = ContainerDir(root, container_id)
     cdir.make()
     undo = Undo()
@@ -64,7 +68,9 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
         # The cgroup is on record before it exists: a runtime killed at any point of the
         # create leaves a state that `delete --force` can clean up completely.
         state = ContainerState(id=container_id, bundle=bundle, config=config,
-                               created=utc_now(), owner=_owner(), cgroup=cgroup.to_dict())
+                               created=utc_now(), owner=_owner(),
+                               cgroup=cgroup.to_dict() if cgroup else {},
+                               extra={"cgroupManager": cgroup_manager})
         cdir.save(state)
         _create_container(cdir, state, cgroup, undo, console_socket, no_pivot, preserve_fds,
                           console, stage)
@@ -89,7 +95,8 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: U
     process = config.get("process") or {}
     # Pushed before the init exists so that it runs after the init is killed; it only removes
     # what create() made (a failing create() has already cleaned up after itself).
-    undo.push("remove cgroup", cgroup.undo_create)
+    if cgroup is not None:
+        undo.push("remove cgroup", cgroup.undo_create)
 
     if console is None:
         console = connect_console(console_socket, bool(process.get("terminal")))
@@ -110,7 +117,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: U
         # The new interpreter started up while the runtime loaded; stage 1 waits for
         # "cgroup-ready" before it does anything. The devices the init creates must be
         # allowed by the devices controller.
-        if _make_cgroup(cgroup, lx):
+        if cgroup is not None and _make_cgroup(cgroup, lx):
             cgroup.add_process(stage1_pid)
         else:
             state.cgroup = {}
@@ -128,9 +135,16 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: U
         stage.wait()
         state.pid_start_time = process_start_time(state.pid) or 0
         cdir.save(state)
+        if lx.get("netDevices"):
+            # into the init's network namespace, before any hook looks at it (runc's order)
+            from pyruntime.net import netdevices
+
+            netdevices.move_into(lx["netDevices"], state.pid)
 
         sync.recv(parent_sock, "hooks")
-        hook_state = oci_state(state, CREATING)
+        # The runtime-spec's lifecycle runs these hooks after the environment is created
+        # (step 2), so their state says "created", as crun's and runc 1.2's do.
+        hook_state = oci_state(state, CREATED)
         # From here on hooks may have made things outside the container (a network, say):
         # a create that fails runs the poststop hooks once the init is gone, as runc does
         # when it destroys a container, so they can undo it.
@@ -141,6 +155,11 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: U
         bare = oci_state(state, CREATED)
         bare.pop("annotations", None)
         sync.send(parent_sock, "hooks-done", state=bare)
+        if lx.get("seccomp") and seccomp.notifies(lx["seccomp"]):
+            from pyruntime import seccomp_agent
+
+            seccomp_agent.forward_listener(parent_sock, lx["seccomp"], state.pid,
+                                           oci_state(state, CREATING))
         sync.recv(parent_sock, "ready")
         state.creating = False
         cdir.save(state)
@@ -161,8 +180,9 @@ def _make_cgroup(cgroup, lx: dict) -> bool:
     from pyruntime import rootless
 
     _refuse_frozen(cgroup)      # an existing one, before anything is written to it
+    _warn_if_occupied(cgroup)
     try:
-        cgroup.create(lx.get("resources"), linux_devices=lx.get("devices"))
+        cgroup.create(lx.get("resources"))
     except PermissionError as e:
         if not rootless.is_rootless():
             raise
@@ -181,6 +201,17 @@ def _make_cgroup(cgroup, lx: dict) -> bool:
         return False
     _refuse_frozen(cgroup)      # a new one, below a frozen parent
     return True
+
+
+def _warn_if_occupied(cgroup) -> None:
+    """A cgroup that already holds processes still takes the container (runc 1.1 warns the
+    same way, and `delete` then stops those processes with the container's)."""
+    try:
+        count = len(cgroup.pids())
+    except OSError:
+        return
+    if count:
+        log.warn(f"container's cgroup is not empty: {count} process(es) found")
 
 
 def _refuse_frozen(cgroup) -> None:
@@ -382,8 +413,6 @@ def _container_pids(state: ContainerState) -> list[int]:
 
 # -- delete ----------------------------------------------------------------------------------
 def delete(root: str, container_id: str, force: bool = False) -> None:
-    from pyruntime import hooks
-
     cdir = ContainerDir(root, container_id)
     try:
         cdir.lock()
@@ -404,13 +433,21 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         status = status_of(cdir, state)
         if status in (RUNNING, PAUSED, CREATING) and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
-        if status != STOPPED:
-            _stop_everything(state)
-        elif state.cgroup:
-            _kill_leftovers(state)
-        hooks.run_hooks(state.config, "poststop", oci_state(state, STOPPED), fatal=False)
-        _remove_cgroup(state)
-        cdir.remove()
+        destroy(cdir, state, status)
+
+
+def destroy(cdir: ContainerDir, state: ContainerState, status: str) -> None:
+    """Stop whatever is left of the container, run its poststop hooks and remove its cgroup
+    and state directory (the caller holds the lock)."""
+    from pyruntime import hooks
+
+    if status != STOPPED:
+        _stop_everything(state)
+    elif state.cgroup:
+        _kill_leftovers(state)
+    hooks.run_hooks(state.config, "poststop", oci_state(state, STOPPED), fatal=False)
+    _remove_cgroup(state)
+    cdir.remove()
 
 
 def _stop_everything(state: ContainerState) -> None:
@@ -557,7 +594,9 @@ def _manager(state: ContainerState):
     from pyruntime import cgroups
 
     if not state.cgroup:
-        raise RuntimeUserError(f"container {state.id!r} has no cgroup")
+        why = " (created with --cgroup-manager disabled)" \
+            if state.extra.get("cgroupManager") == "disabled" else ""
+        raise RuntimeUserError(f"container {state.id!r} has no cgroup{why}")
     return cgroups.CgroupManager.from_dict(state.cgroup)
 
 

@@ -3,7 +3,7 @@
     mode = detect_mode()                       # "v1", "v2" or "hybrid"
     path = resolve_path(spec_cgroups_path, container_id)
     mgr = open_manager(path)                   # no filesystem change yet
-    mgr.create(spec["linux"].get("resources"), linux_devices=spec["linux"].get("devices"))
+    mgr.create(spec["linux"].get("resources"))
     mgr.add_process(pid)
     state["cgroup"] = mgr.to_dict()            # later: CgroupManager.from_dict(state["cgroup"])
 

@@ -80,7 +80,8 @@ def update_from_flags(*, resources: str | None = None, stdin=None,
 
     As in runc: with `resources` (-r FILE or -r -) every other flag is ignored; memory sizes
     take units ("512m", "1g") or -1 for unlimited; --memory -1 without --memory-swap also
-    lifts the swap limit; --kernel-memory(-tcp) are accepted and ignored with a warning;
+    lifts the swap limit; --kernel-memory-tcp sets memory.kernelTCP (applied where the v1
+    kernel has the file), --kernel-memory is accepted and ignored with a warning;
     a zero --blkio-weight or --pids-limit means "leave as is".
     """
     if resources:
@@ -113,12 +114,12 @@ def update_from_flags(*, resources: str | None = None, stdin=None,
         if text:
             put("cpu", key, _int(flag, text))
     for flag, key, text in (("memory", "limit", memory), ("memory-swap", "swap", memory_swap),
-                            ("memory-reservation", "reservation", memory_reservation)):
+                            ("memory-reservation", "reservation", memory_reservation),
+                            ("kernel-memory-tcp", "kernelTCP", kernel_memory_tcp)):
         if text:
             put("memory", key, _bytes(flag, text))
-    for flag, text in (("kernel-memory", kernel_memory), ("kernel-memory-tcp", kernel_memory_tcp)):
-        if text:
-            warn(f"setting --{flag} is ignored: kernel memory is no longer limited separately")
+    if kernel_memory:
+        warn("setting --kernel-memory is ignored: kernel memory is no longer limited separately")
     if out.get("memory", {}).get("limit") == -1 and "swap" not in out["memory"]:
         put("memory", "swap", -1)
     if pids_limit not in (None, ""):

@@ -1,9 +1,15 @@
-"""Device access rules: OCI linux.resources.devices to the cgroup's ordered allow/deny list.
+"""Device access rules: OCI linux.resources.devices to what the devices cgroup allows.
 
-The effective list follows runc: the container starts from "deny everything", then the
-config's rules apply in order, then the devices every container needs (the runtime-spec's
-default devices and the pty multiplexer), then an allow for each device listed in linux.devices
-so that the nodes the runtime creates are usable.
+The effective list follows runc and crun: the container starts from "deny everything", then
+the config's rules apply in order, then the devices every container needs (the runtime-spec's
+default devices and the pty multiplexer). The nodes of linux.devices get no rule of their
+own: creating a node does not grant access to it, the config's rules do.
+
+On cgroup v1 the kernel keeps a default (allow or deny everything) and a list of exceptions.
+`DeviceState` models that list; `emulate` computes the state a rule list leads to, and
+`transition` the fewest writes that take a cgroup from what devices.list shows to it, so that
+a live cgroup (an update, a cgroup that already holds processes) never passes through "every
+device allowed" or "nothing allowed" on the way (runc's devices emulator does the same).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ DEFAULT_ALLOWED: tuple[tuple[str, int | None, int | None, str], ...] = (
     ("c", 136, None, "rwm"),   # /dev/pts/*
     ("c", 10, 200, "rwm"),     # /dev/net/tun
 )
+DEFAULTS_FIELD = f"{FIELD} (the default devices)"
 
 
 class Rule(tuple):
@@ -74,31 +81,140 @@ def parse_rule(entry, index: int) -> Rule:
     access = entry.get("access", "rwm")
     if not isinstance(access, str) or not access or set(access) - set("rwm") or len(set(access)) != len(access):
         raise RuntimeUserError(f"{where}.access: {access!r} must be a non-empty combination of r, w, m")
-    # Keep the kernel's canonical order so equal rules compare equal.
-    access = "".join(c for c in "rwm" if c in access)
-    return Rule(allow, type_, numbers[0], numbers[1], access)
+    return Rule(allow, type_, numbers[0], numbers[1], _canonical(access))
 
 
-def linux_device_rules(linux_devices) -> list[Rule]:
-    """Allow rules for the device nodes of config.json's linux.devices."""
-    rules = []
-    for i, dev in enumerate(linux_devices or ()):
-        kind = dev.get("type")
-        if kind in ("c", "u"):
-            kind = "c"
-        elif kind != "b":
-            continue  # FIFOs ("p") need no device access rule
-        try:
-            rules.append(Rule(True, kind, int(dev["major"]), int(dev["minor"]), "rwm"))
-        except (KeyError, TypeError, ValueError):
-            raise RuntimeUserError(f"linux.devices[{i}]: major and minor numbers are required") from None
+def named_rules(resource_devices) -> list[tuple[str, Rule]]:
+    """The full ordered rule list, each with the field it comes from: deny all, the config's
+    rules, the defaults."""
+    rules = [(FIELD, Rule(False, "a", None, None, "rwm"))]
+    rules += [(f"{FIELD}[{i}]", parse_rule(entry, i)) for i, entry in enumerate(resource_devices or ())]
+    rules += [(DEFAULTS_FIELD, Rule(True, *d)) for d in DEFAULT_ALLOWED]
     return rules
 
 
-def effective_rules(resource_devices, linux_devices=()) -> list[Rule]:
-    """The full ordered rule list: deny all, config rules, defaults, linux.devices."""
-    rules = [Rule(False, "a", None, None, "rwm")]
-    rules += [parse_rule(entry, i) for i, entry in enumerate(resource_devices or ())]
-    rules += [Rule(True, *d) for d in DEFAULT_ALLOWED]
-    rules += linux_device_rules(linux_devices)
-    return rules
+def effective_rules(resource_devices) -> list[Rule]:
+    """The full ordered rule list: deny all, config rules, defaults."""
+    return [rule for _, rule in named_rules(resource_devices)]
+
+
+# ---------------------------------------------------------------- the v1 kernel's view
+
+def _canonical(access: str) -> str:
+    # The kernel's order, so that equal sets compare equal.
+    return "".join(c for c in "rwm" if c in access)
+
+
+def _minus(access: str, taken: str) -> str:
+    return "".join(c for c in access if c not in taken)
+
+
+class DeviceState:
+    """A v1 devices cgroup: `default_allow` and the exceptions to it, keyed by (type, major,
+    minor) with None for "*", each holding its access letters."""
+
+    def __init__(self, default_allow: bool, exceptions: dict | None = None):
+        self.default_allow = default_allow
+        self.exceptions: dict[tuple[str, int | None, int | None], str] = dict(exceptions or {})
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, DeviceState) and self.default_allow == other.default_allow
+                and self.exceptions == other.exceptions)
+
+    def __repr__(self) -> str:
+        return f"DeviceState(default_allow={self.default_allow}, exceptions={self.exceptions})"
+
+    def copy(self) -> "DeviceState":
+        return DeviceState(self.default_allow, self.exceptions)
+
+    def apply(self, rule: Rule) -> None:
+        """What the kernel does with one write: an "a" rule sets the default and drops every
+        exception; a rule against the default adds to the exception with exactly its key, a
+        rule along the default takes access away from that one exception only."""
+        if rule.type == "a":
+            self.default_allow = rule.allow
+            self.exceptions = {}
+            return
+        key = (rule.type, rule.major, rule.minor)
+        if rule.allow != self.default_allow:
+            self.exceptions[key] = _canonical(self.exceptions.get(key, "") + rule.access)
+            return
+        left = _minus(self.exceptions.get(key, ""), rule.access)
+        if left:
+            self.exceptions[key] = left
+        else:
+            self.exceptions.pop(key, None)
+
+    def wider_overlap(self, rule: Rule):
+        """An exception with a wildcard where `rule` names a number, sharing access with it:
+        taking access away from `rule` alone leaves that exception in force."""
+        for major, minor in ((None, rule.minor), (rule.major, None), (None, None)):
+            key = (rule.type, major, minor)
+            if (major, minor) == (rule.major, rule.minor) or key not in self.exceptions:
+                continue
+            if set(self.exceptions[key]) & set(rule.access):
+                return key
+        return None
+
+    @classmethod
+    def from_list(cls, text: str | None) -> "DeviceState | None":
+        """The state a devices.list shows, or None when it cannot be read. A cgroup that allows
+        everything lists only "a *:* rwm", whatever it denies: its exceptions are unknown."""
+        if text is None:
+            return None
+        exceptions = {}
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) != 3:
+                continue
+            type_, numbers, access = fields
+            if type_ == "a":
+                return cls(True)
+            major, _, minor = numbers.partition(":")
+            key = (type_, None if major == "*" else int(major), None if minor == "*" else int(minor))
+            exceptions[key] = _canonical(access)
+        return cls(False, exceptions)
+
+
+def _key_text(key) -> str:
+    return Rule(True, *key, "").v1_line().rstrip()
+
+
+def emulate(rules) -> DeviceState:
+    """The state `rules` ((field, Rule) pairs, in order) lead to from any start.
+
+    A rule that would only narrow a wider wildcard exception is refused, naming its field: the
+    v1 kernel would accept it and change nothing (runc refuses it the same way)."""
+    state = DeviceState(False)
+    for where, rule in rules:
+        if rule.type != "a" and rule.allow == state.default_allow:
+            wider = state.wider_overlap(rule)
+            if wider is not None:
+                verb = "allow" if rule.allow else "deny"
+                raise RuntimeUserError(
+                    f"{where}: cannot {verb} {rule.v1_line()} inside the rule {_key_text(wider)} "
+                    f"{state.exceptions[wider]}: cgroup v1 cannot punch a hole in a wildcard rule")
+        state.apply(rule)
+    return state
+
+
+def transition(current: DeviceState | None, target: DeviceState) -> list[Rule]:
+    """The writes that take a cgroup from `current` (None: unknown) to `target`.
+
+    Only a change of default, or a start whose exceptions are unknown, needs the disruptive
+    "a" rule; otherwise the exceptions the target lacks are taken away first, then the ones
+    it adds are written, so access never exceeds what either side allows."""
+    if current is None or current.default_allow or current.default_allow != target.default_allow:
+        steps = [Rule(target.default_allow, "a", None, None, "rwm")]
+        before: dict = {}
+    else:
+        steps, before = [], current.exceptions
+    for key, access in before.items():
+        dropped = _minus(access, target.exceptions.get(key, ""))
+        if dropped:
+            steps.append(Rule(target.default_allow, *key, dropped))
+    for key, access in target.exceptions.items():
+        gained = _minus(access, before.get(key, ""))
+        if gained:
+            steps.append(Rule(not target.default_allow, *key, gained))
+    return steps

@@ -143,9 +143,11 @@ class CgroupManager:
 
         Everything is validated before the first mkdir. On any failure the directories made
         here are removed again and a RuntimeUserError naming the setting is raised.
-        `linux_devices` (config.json linux.devices) get access rules like runc gives them.
+        `linux_devices` (config.json linux.devices) is accepted and grants nothing: as with
+        runc and crun, a node the runtime creates is usable only where
+        linux.resources.devices allows it.
         """
-        plan = self._plan(resources, linux_devices, with_devices=True)
+        plan = self._plan(resources, with_devices=True)
         self._check_available(plan)
         made: list[str] = []
         try:
@@ -174,17 +176,19 @@ class CgroupManager:
 
     def apply(self, resources: dict) -> None:
         """Apply resources to the existing cgroup (devices only if the dict names them)."""
-        plan = self._plan(resources, None, with_devices="devices" in (resources or {}))
+        plan = self._plan(resources, with_devices="devices" in (resources or {}))
         self._check_available(plan)
         self._execute(plan)
 
     def update(self, stored: dict | None, changes: dict) -> dict:
         """`runc update`: merge `changes` into the resources the container runs with, apply
-        the merged set (without touching device rules) and return it for state.json."""
+        the merged set and return it for state.json. Device rules are applied only when the
+        changes name them: the new list replaces the old one, and on v1 the cgroup goes from
+        the old rules to the new ones without ever allowing more than either."""
         from .resources import merge
 
         merged = merge(stored, changes)
-        applied = {k: v for k, v in merged.items() if k != "devices"}
+        applied = merged if "devices" in changes else {k: v for k, v in merged.items() if k != "devices"}
         self.apply(applied)
         return merged
 
@@ -208,7 +212,7 @@ class CgroupManager:
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.directories())
 
-    def _plan(self, resources, linux_devices, with_devices):
+    def _plan(self, resources, with_devices):
         raise NotImplementedError
 
     def _check_available(self, plan) -> None:
@@ -220,7 +224,8 @@ class CgroupManager:
     def _execute(self, plan) -> None:
         raise NotImplementedError
 
-    def add_process(self, pid: int) -> None:
+    def add_process(self, pid: int, subs: dict[str, str] | None = None) -> None:
+        """Move `pid` into the cgroup, or with `subs` (subcgroups.parse) into sub-cgroups."""
         raise NotImplementedError
 
     def pids(self) -> list[int]:

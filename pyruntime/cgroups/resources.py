@@ -5,7 +5,8 @@ path) and decide what to write where, without touching the filesystem. The drive
 the resulting `Op`s. An Op's `controller` tells which hierarchy (v1) or which controller must be
 enabled (v2); its `key` is, on v1, the attribute of the controller object that owns the file,
 and on v2 the interface file name. A few keys are steps rather than plain writes (their values
-depend on what the cgroup holds at the time): "check_usage", "limit_and_swap", "io.weight".
+depend on what the cgroup holds at the time): "check_usage", "limit_and_swap", "io.weight",
+"kernel_tcp", "period_and_quota", "rt_runtime" and, on v1, "rules" (the device rules).
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ R = "linux.resources"
 
 
 def _warn(message: str) -> None:
-    # logging is imported only when there is something to say: it costs more than the
-    # whole planning step on a cold start.
-    import logging
+    # Through the runtime's log: a --log file (where engines look) gets the line too.
+    from pyruntime import log
 
-    logging.getLogger(__name__).warning("%s", message)
+    log.warn(message)
 
 
 # field: JSON path of the setting, for error messages; controller: v1 hierarchy / v2 controller
@@ -111,9 +111,9 @@ def _memory(resources: dict, v2: bool, ops: list[Op]) -> None:
     swappiness = _int(mem, "swappiness", w, minimum=0, maximum=100, special=(-1,))
     disable_oom = _bool(mem, "disableOOMKiller", w)
     check = _bool(mem, "checkBeforeUpdate", w)
-    for obsolete in ("kernel", "kernelTCP"):
-        if mem.get(obsolete):
-            _warn(f"{w}.{obsolete} is obsolete and ignored (the kernel no longer limits it separately)")
+    kernel_tcp = _int(mem, "kernelTCP", w, minimum=0, special=(-1,))
+    if mem.get("kernel"):
+        _warn(f"{w}.kernel: kernel memory settings are ignored (the kernel no longer limits them separately)")
     if limit and limit > 0 and swap and swap > 0 and swap < limit:
         raise RuntimeUserError(f"{w}.swap: memory+swap ({swap}) must not be below memory.limit ({limit})")
     if check and limit and limit > 0:
@@ -134,6 +134,8 @@ def _memory(resources: dict, v2: bool, ops: list[Op]) -> None:
             raise NotSupported(f"{w}.swappiness: cgroup v2 has no per-cgroup swappiness")
         if disable_oom:
             raise NotSupported(f"{w}.disableOOMKiller: cgroup v2 cannot disable the OOM killer")
+        if kernel_tcp:
+            _warn(f"{w}.kernelTCP: ignored, cgroup v2 counts socket memory in memory.max")
         return
 
     if limit == -1 and not swap:
@@ -150,6 +152,10 @@ def _memory(resources: dict, v2: bool, ops: list[Op]) -> None:
         ops.append(Op(f"{w}.swappiness", "memory", "swappiness", swappiness))
     if disable_oom:
         ops.append(Op(f"{w}.disableOOMKiller", "memory", "oom_control", 1))
+    if kernel_tcp:
+        # The runtime-spec sets it (runc 1.1 ignores it); a kernel without the file gets a
+        # warning instead (see v1.py).
+        ops.append(Op(f"{w}.kernelTCP", "memory", "kernel_tcp", kernel_tcp))
 
 
 def _cpu(resources: dict, v2: bool, ops: list[Op]) -> None:
@@ -187,16 +193,20 @@ def _cpu(resources: dict, v2: bool, ops: list[Op]) -> None:
 
     if shares:
         ops.append(Op(f"{w}.shares", "cpu", "shares", shares))
-    if period:
+    if period and quota:
+        # One step: which write must go first depends on the values in place (see v1.py).
+        ops.append(Op(f"{w}.period", "cpu", "period_and_quota", (period, quota)))
+    elif period:
         ops.append(Op(f"{w}.period", "cpu", "cfs_period_us", period))
-    if quota:
+    elif quota:
         ops.append(Op(f"{w}.quota", "cpu", "cfs_quota_us", quota))
     if burst is not None:
         ops.append(Op(f"{w}.burst", "cpu", "cfs_burst_us", burst))
     if rt_period:
         ops.append(Op(f"{w}.realtimePeriod", "cpu", "rt_period_us", rt_period))
     if rt_runtime:
-        ops.append(Op(f"{w}.realtimeRuntime", "cpu", "rt_runtime_us", rt_runtime))
+        # A step: the parents may need runtime of their own first (see rt.py).
+        ops.append(Op(f"{w}.realtimeRuntime", "cpu", "rt_runtime", (rt_runtime, rt_period)))
     if idle is not None:
         ops.append(Op(f"{w}.idle", "cpu", "idle", idle))
     if cpus is not None:
@@ -327,7 +337,9 @@ def _unified(resources: dict, v2: bool, ops: list[Op]) -> None:
     if not unified:
         return
     if not v2:
-        raise NotSupported(f"{R}.unified: needs a cgroup v2 host (this host uses cgroup v1 controllers)")
+        # runc's check and wording; on a hybrid host too, whose unified part is not the
+        # container's only hierarchy
+        raise NotSupported(f"invalid configuration: {R}.unified: cannot use unified on cgroup v1")
     for key, value in unified.items():
         at = f"{R}.unified.{key}"
         if not isinstance(value, str):
@@ -347,9 +359,10 @@ def _rdma(resources: dict) -> None:
 
 # ---------------------------------------------------------------- plans
 
-def plan_v1(resources: dict | None, *, device_rules=None, hugepages: bool = True,
+def plan_v1(resources: dict | None, *, with_devices: bool = False, hugepages: bool = True,
             host_hugepage_sizes=None) -> list[Op]:
-    """Ops for the v1 driver. `device_rules` (from devices.effective_rules) adds device ops."""
+    """Ops for the v1 driver. `with_devices` adds the device rules (the defaults and the
+    config's) as one step whose value is the devices.DeviceState they lead to."""
     resources = _checked(resources)
     ops: list[Op] = []
     _memory(resources, False, ops)
@@ -361,8 +374,9 @@ def plan_v1(resources: dict | None, *, device_rules=None, hugepages: bool = True
     _network(resources, False, ops)
     _unified(resources, False, ops)
     _rdma(resources)
-    for rule in device_rules or ():
-        ops.append(Op(devices.FIELD, "devices", "allow" if rule.allow else "deny", rule.v1_line()))
+    if with_devices:
+        target = devices.emulate(devices.named_rules(resources.get("devices")))
+        ops.append(Op(devices.FIELD, "devices", "rules", target))
     return ops
 
 

@@ -9,6 +9,7 @@ does; hugetlb limits go there when hugetlb is a v2-only controller on the host.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -69,21 +70,18 @@ class V1Manager(CgroupManager):
         return seen
 
     # -- create / apply ----------------------------------------------------------------
-    def _plan(self, resources, linux_devices, with_devices):
+    def _plan(self, resources, with_devices):
         """(v1 ops, unified ops): hugetlb goes to the unified hierarchy when only v2 has it."""
-        from . import convert, devices
+        from . import convert
         from .resources import hugepage_ops, plan_v1
 
         sizes = convert.host_hugepage_sizes()
         hugetlb_in_v2 = "hugetlb" not in self.hierarchies and self.unified_mount is not None
-        requested = (resources or {}).get("devices")
         # The default rules alone are not worth failing for on a host without the devices
         # controller; rules the config asks for are (they would otherwise be ignored).
-        if with_devices and ("devices" in self.hierarchies or requested):
-            rules = devices.effective_rules(requested, linux_devices)
-        else:
-            rules = None
-        ops = plan_v1(resources, device_rules=rules, hugepages=not hugetlb_in_v2, host_hugepage_sizes=sizes)
+        devices_too = with_devices and ("devices" in self.hierarchies or (resources or {}).get("devices"))
+        ops = plan_v1(resources, with_devices=bool(devices_too), hugepages=not hugetlb_in_v2,
+                      host_hugepage_sizes=sizes)
         unified_ops = hugepage_ops(resources or {}, True, sizes) if hugetlb_in_v2 else []
         return ops, unified_ops
 
@@ -121,8 +119,14 @@ class V1Manager(CgroupManager):
                 self._check_usage(op)
             elif op.key == "limit_and_swap":
                 self._set_limit_and_swap(op)
-            elif op.controller == "devices":
-                self._write_device_rule(op)
+            elif op.key == "kernel_tcp":
+                self._set_kernel_tcp(op)
+            elif op.key == "period_and_quota":
+                self._set_period_and_quota(op)
+            elif op.key == "rt_runtime":
+                self._set_rt_runtime(op)
+            elif op.key == "rules":
+                self._write_device_rules(op)
             elif op.key.startswith("limit:"):
                 self._set(op, "hugetlb", f"hugetlb.{op.key[6:]}.limit_in_bytes",
                           lambda c: c.set_limit(op.key[6:], op.value))
@@ -134,15 +138,81 @@ class V1Manager(CgroupManager):
             unified.enable_controllers(sorted({op.controller for op in unified_ops}))
             unified.execute_ops(unified_ops)
 
-    def _write_device_rule(self, op) -> None:
-        """devices.allow / devices.deny take one rule line per write. Every container has such
-        rules (deny all, then the default devices), so they are written as the plain lines
-        they are, without loading cgroupspy (~4 ms) for a container that sets no limits."""
-        name = f"devices.{op.key}"
+    def _write_device_rules(self, op) -> None:
+        """Take the devices cgroup from what its devices.list shows to the wanted state
+        (op.value) with the fewest writes (devices.transition): one rule line per write to
+        devices.allow / devices.deny. Every container has such rules (deny all, then the
+        default devices), so they are plain writes, without loading cgroupspy (~4 ms) for a
+        container that sets no limits."""
+        from .devices import DeviceState, transition
+
+        directory = self.dir("devices")
+        current = DeviceState.from_list(read_text(os.path.join(directory, "devices.list")))
+        for rule in transition(current, op.value):
+            name = "devices.allow" if rule.allow else "devices.deny"
+            line = rule.v1_line()
+            try:
+                write_text(os.path.join(directory, name), line)
+            except OSError as e:
+                raise write_error(op.field, name, line, e) from None
+
+    def _set_kernel_tcp(self, op) -> None:
+        name = "memory.kmem.tcp.limit_in_bytes"
+        path = os.path.join(self.dir("memory"), name)
+        if not os.path.exists(path):
+            from .resources import _warn
+
+            _warn(f"{op.field}: ignored, this kernel has no {name}")
+            return
         try:
-            write_text(os.path.join(self.dir("devices"), name), op.value)
+            write_text(path, str(op.value))
         except OSError as e:
             raise write_error(op.field, name, op.value, e) from None
+
+    def _set_period_and_quota(self, op) -> None:
+        """The kernel checks quota/period against the parent's after each write, so going from
+        one pair to the other may have to pass through either mixed pair; the period goes
+        first and, if the kernel refuses it (EINVAL), again after the quota (runc's order)."""
+        period, quota = op.value
+        try:
+            self._controller("cpu").cfs_period_us = period
+            period_pending = False
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise write_error(op.field, "cpu.cfs_period_us", period, e) from None
+            period_pending = True
+        self._setattr(op._replace(field=op.field[: -len("period")] + "quota"), "cfs_quota_us", quota)
+        if period_pending:
+            self._setattr(op, "cfs_period_us", period)
+
+    def _set_rt_runtime(self, op) -> None:
+        """cpu.rt_runtime_us; when the kernel refuses it for want of runtime in the parents
+        (EINVAL), they are given room (rt.make_room) and the write is tried once more."""
+        runtime, period = op.value
+        directory = self.dir("cpu")
+        path = os.path.join(directory, "cpu.rt_runtime_us")
+        try:
+            write_text(path, str(runtime))
+            return
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise write_error(op.field, "cpu.rt_runtime_us", runtime, e) from None
+        from . import rt
+
+        if period is None:
+            period = int(read_text(os.path.join(directory, "cpu.rt_period_us")) or 0)
+
+        def write_parent(target: str, value: str) -> None:
+            try:
+                write_text(target, value)
+            except OSError as e:
+                raise write_error(op.field, target, value, e) from None
+
+        rt.make_room(directory, self.hierarchies["cpu"], period, runtime, op.field, write_parent)
+        try:
+            write_text(path, str(runtime))
+        except OSError as e:
+            raise write_error(op.field, "cpu.rt_runtime_us", runtime, e) from None
 
     def _setattr(self, op, key: str | None = None, value=None) -> None:
         key = key or op.key
@@ -184,12 +254,31 @@ class V1Manager(CgroupManager):
             self._setattr(op._replace(field=field), key, value)
 
     # -- processes and freezing ----------------------------------------------------------
-    def add_process(self, pid: int) -> None:
-        for d in self.directories():
+    def add_process(self, pid: int, subs: dict[str, str] | None = None) -> None:
+        for d in self._join_targets(subs) if subs else self.directories():
             try:
                 write_text(os.path.join(d, "cgroup.procs"), str(pid))
             except OSError as e:
                 raise RuntimeUserError(f"cannot move process {pid} into cgroup {d}: {e.strerror}") from None
+
+    def _join_targets(self, subs: dict[str, str]) -> list[str]:
+        """The directory to join in each hierarchy for `exec --cgroup` (subcgroups.parse)."""
+        from .subcgroups import ALL, for_hierarchies
+
+        by_mount = for_hierarchies(subs, self.hierarchies)
+        pairs = [(paths.join(mount, self.path), by_mount.get(mount))
+                 for mount in dict.fromkeys(self.hierarchies.values())]
+        if self.unified_mount:
+            pairs.append((paths.join(self.unified_mount, self.path), subs.get(ALL)))
+        targets = [f"{base}/{sub}" if sub else base for base, sub in pairs]
+        for d in targets:
+            if not os.path.isdir(d):
+                raise RuntimeUserError(f"--cgroup: {d} does not exist (the sub-cgroup must be made first)")
+        cpuset = self.dir("cpuset")
+        for d in targets:
+            if cpuset and d != cpuset and d.startswith(cpuset + "/"):
+                init_cpuset(d)   # an empty cpuset takes no process: give it its parent's
+        return targets
 
     def pids(self) -> list[int]:
         for name in _PIDS_SOURCES:

@@ -32,12 +32,12 @@ class V2Manager(CgroupManager):
         return [self.dir]
 
     # -- create / apply ----------------------------------------------------------------
-    def _plan(self, resources, linux_devices, with_devices):
+    def _plan(self, resources, with_devices):
         from . import convert, devices
         from .resources import plan_v2
 
         ops = plan_v2(resources, host_hugepage_sizes=convert.host_hugepage_sizes())
-        rules = devices.effective_rules((resources or {}).get("devices"), linux_devices) if with_devices else None
+        rules = devices.effective_rules((resources or {}).get("devices")) if with_devices else None
         return ops, rules
 
     def _check_available(self, plan) -> None:
@@ -74,7 +74,7 @@ class V2Manager(CgroupManager):
                                        f"{hint}: {e.strerror}") from None
 
     def apply(self, resources: dict) -> None:
-        plan = self._plan(resources, None, with_devices="devices" in (resources or {}))
+        plan = self._plan(resources, with_devices="devices" in (resources or {}))
         self._check_available(plan)
         if not self.enable_all:
             self.enable_controllers(sorted({op.controller for op in plan[0]} - {"cgroup"}))
@@ -139,11 +139,24 @@ class V2Manager(CgroupManager):
                                    f"{self.dir}: {e.strerror}") from None
 
     # -- processes and freezing ----------------------------------------------------------
-    def add_process(self, pid: int) -> None:
+    def add_process(self, pid: int, subs: dict[str, str] | None = None) -> None:
+        target = self._join_target(subs) if subs else self.dir
         try:
-            write_text(os.path.join(self.dir, "cgroup.procs"), str(pid))
+            write_text(os.path.join(target, "cgroup.procs"), str(pid))
         except OSError as e:
-            raise RuntimeUserError(f"cannot move process {pid} into cgroup {self.dir}: {e.strerror}") from None
+            raise RuntimeUserError(f"cannot move process {pid} into cgroup {target}: {e.strerror}") from None
+
+    def _join_target(self, subs: dict[str, str]) -> str:
+        """The sub-cgroup of `exec --cgroup PATH` (subcgroups.parse): one path, no controllers."""
+        from .subcgroups import ALL
+
+        if set(subs) != {ALL}:
+            raise RuntimeUserError("--cgroup: controller prefixes apply to cgroup v1 only; "
+                                   "give the sub-cgroup path alone on cgroup v2")
+        target = f"{self.dir}/{subs[ALL]}" if subs[ALL] else self.dir
+        if not os.path.isdir(target):
+            raise RuntimeUserError(f"--cgroup: {target} does not exist (the sub-cgroup must be made first)")
+        return target
 
     def pids(self) -> list[int]:
         return read_pids(self.dir)

@@ -43,11 +43,13 @@ class InitOptions:
         self.console_sock = console_sock
         self.seccomp_program = seccomp_program    # linux.seccomp compiled by the runtime
         self.executable = ""
+        self.bind_trees: dict[int, int] = {}      # binds stage 1 detached on the host side
 
-    def seccomp_filter(self):
+    def seccomp_filter(self, channel: int | None = None):
+        """`channel`: the sync socket, for a filter whose listener goes back to the runtime."""
         from pyruntime.init import seccomp
 
-        return seccomp.Filter.of(self.config, self.seccomp_program)
+        return seccomp.Filter.of(self.config, self.seccomp_program, channel)
 
 
 class NamespacePlan:
@@ -97,6 +99,11 @@ def stage1(opts: InitOptions, sock) -> None:
         opts.state_dir_fd = os.open(opts.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         sync.recv(sock, "cgroup-ready")
         plan = NamespacePlan.from_config(opts.config)
+        if "mount" in plan.new_types and binds_detached_first(opts.config, plan):
+            from pyruntime.init.rootfs import detach_bind_sources
+
+            # with the runtime's credentials, before a user namespace limits them
+            opts.bind_trees = detach_bind_sources(opts.config, opts.bundle)
         for kind, path in plan.join:
             join_namespace(kind, path)
         if plan.new_user:
@@ -117,6 +124,20 @@ def stage1(opts: InitOptions, sock) -> None:
         _fail(sock, e)
     finally:
         os._exit(code)
+
+
+def binds_detached_first(config: dict, plan: NamespacePlan) -> bool:
+    """Binds are made by stage 1, before it enters a user namespace, when the container has
+    one (its root may not reach a source) or a bind is idmapped (only host root may). Only
+    a runtime that is root where it runs may: an unprivileged one cannot clone a mount
+    before it has a user namespace of its own (rootless binds are made inside it)."""
+    if os.geteuid() != 0:
+        return False
+    if plan.new_user or any(kind == "user" for kind, _ in plan.join):
+        return True
+    from pyruntime.init.rootfs import is_idmapped
+
+    return any(is_idmapped(m) for m in config.get("mounts") or [])
 
 
 def join_namespace(kind: str, path: str) -> None:
@@ -146,14 +167,22 @@ def become_root_if_mapped(config: dict) -> None:
 
 
 def write_time_offsets(offsets: dict) -> None:
-    lines = []
+    """linux.timeOffsets, while the new time namespace has no process yet (only until then may
+    they be written). One write per clock, so that a refusal names its clock."""
+    import errno
+
     for clock in ("monotonic", "boottime"):
-        if clock in offsets:
-            o = offsets[clock]
-            lines.append(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n")
-    if lines:
-        with open("/proc/self/timens_offsets", "w") as f:
-            f.write("".join(lines))
+        if clock not in offsets:
+            continue
+        secs, nanosecs = offsets[clock].get("secs", 0), offsets[clock].get("nanosecs", 0)
+        try:
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write(f"{clock} {secs} {nanosecs}\n")
+        except OSError as e:
+            # ERANGE: the clock would read below zero (or beyond the kernel's range)
+            why = "the clock would leave its range (below zero?)" if e.errno == errno.ERANGE else e.strerror
+            raise RuntimeUserError(f"linux.timeOffsets.{clock}: cannot apply {secs} s {nanosecs} ns: "
+                                   f"{why}") from None
 
 
 def loopback_up() -> None:
@@ -215,7 +244,7 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     # podman) mknod is not allowed: devices are bound from the host instead
     in_userns = plan.new_user or any(k == "user" for k, _ in plan.join) or not in_initial_userns()
     rootfs = RootfsBuilder(config, opts.bundle, in_userns=in_userns,
-                           cgroupns="cgroup" in plan.new_types)
+                           cgroupns="cgroup" in plan.new_types, bind_trees=opts.bind_trees)
     # Without a mount namespace of its own (none, or one joined by path) the container keeps
     # the mounts and the root it is given: nothing of the rootfs set-up may touch them.
     own_mounts = "mount" in plan.new_types
@@ -227,13 +256,14 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     if config.get("annotations"):
         hook_state["annotations"] = config["annotations"]   # kept out of the message (size)
     hooks.run_hooks(config, "createContainer", hook_state)
-    seccomp_filter = opts.seccomp_filter()
+    seccomp_filter = opts.seccomp_filter(channel=sock)
     preload_modules(config, seccomp_filter)
     if own_mounts:
         rootfs.pivot(opts.no_pivot)
     if process.get("terminal"):
         proc.setup_terminal(opts.console_sock, process.get("consoleSize"),
-                            bind_console=rootfs.bind_console if own_mounts else None)
+                            bind_console=rootfs.bind_console if own_mounts else None,
+                            uid=(process.get("user") or {}).get("uid", 0))
     if config.get("hostname") and "uts" in plan.new_types | {k for k, _ in plan.join}:
         linux.sethostname(config["hostname"])
     if config.get("domainname"):
@@ -244,6 +274,14 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
         rootfs.finish()
     proc.set_oom_score_adj(process)
     proc.set_io_priority(process)
+    if process.get("scheduler"):
+        from pyruntime.init import scheduler
+
+        scheduler.apply(process)
+    if lx.get("memoryPolicy"):
+        from pyruntime.init import mempolicy
+
+        mempolicy.apply(lx["memoryPolicy"])
     proc.apply_rlimits(process.get("rlimits") or [])
     if lx.get("personality"):
         linux.personality({"LINUX": 0x0000, "LINUX32": 0x0008}[lx["personality"]["domain"]])
@@ -272,6 +310,10 @@ def preload_modules(config: dict, seccomp_filter) -> None:
         import socket  # noqa: F401  (setup_terminal sends the pty master with it)
     if (config.get("hooks") or {}).get("startContainer"):
         import json, subprocess  # noqa: E401,F401  (hooks.run_hook imports them when it runs)
+    if (config.get("process") or {}).get("scheduler"):
+        from pyruntime.init import scheduler  # noqa: F401
+    if (config.get("linux") or {}).get("memoryPolicy"):
+        from pyruntime.init import mempolicy  # noqa: F401
     if seccomp_filter is not None:
         seccomp_filter.preload()
 

@@ -57,7 +57,8 @@ def stage1(opts: ExecOptions, sock) -> None:
         sync.recv(sock, "cgroup-ready")
         # Nothing of the host's filesystem can be imported once the mount namespace is joined.
         seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program)
-        preload_modules({"process": opts.process}, seccomp_filter)
+        preload_modules({"process": opts.process, "linux": opts.config.get("linux") or {}},
+                        seccomp_filter)
         from pyruntime import log  # noqa: F401
         # Open every namespace first: after joining the mount namespace the host's /proc is gone.
         fds = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
@@ -88,11 +89,21 @@ def stage2(opts: ExecOptions, sock) -> None:
         process = opts.process
         os.setsid()
         if process.get("terminal"):
-            proc.setup_terminal(opts.console_sock, process.get("consoleSize"))
+            proc.setup_terminal(opts.console_sock, process.get("consoleSize"),
+                                uid=(process.get("user") or {}).get("uid", 0))
         proc.set_oom_score_adj(process)
         proc.set_io_priority(process)
+        if process.get("scheduler"):
+            from pyruntime.init import scheduler
+
+            scheduler.apply(process)
+        memory_policy = (opts.config.get("linux") or {}).get("memoryPolicy")
+        if memory_policy:   # the container's, for a process that inherits nothing from it
+            from pyruntime.init import mempolicy
+
+            mempolicy.apply(memory_policy)
         proc.apply_rlimits(process.get("rlimits") or [])
-        seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program)
+        seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program, channel=sock)
         executable = proc.become(process, seccomp_filter, log.warn, undumpable=True)
         proc.close_fds_from(3 + opts.preserve_fds, {sock})
         sync.send(sock, "exec")

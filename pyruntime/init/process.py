@@ -169,26 +169,48 @@ def become(process: dict, seccomp_filter, warn, undumpable: bool = False) -> str
     """
     caps = CapabilitySets(process.get("capabilities"), warn)
     no_new_privs = bool(process.get("noNewPrivileges"))
-    if seccomp_filter is not None and not no_new_privs:
-        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
-        seccomp_filter.load()
+    load_seccomp_at("privileged", seccomp_filter, process)
     caps.drop_bounding()
     user = process.get("user") or {}
+    give_stdio_pipes(user.get("uid", 0), user.get("gid", 0))
+    cwd = process.get("cwd") or "/"
+    # runc's order: the cwd is entered with the runtime's privileges, which may reach a
+    # directory the user could not; only where those do not suffice (a rootless runtime is
+    # not the container's user) is it entered again as the user.
+    entered = enter_cwd(cwd, denied_ok=True)
     switch_user(user, caps)
     if undumpable:
         linux.prctl(PR_SET_DUMPABLE, 0)  # a uid change may reset the flag (fs.suid_dumpable)
     caps.apply()
     if no_new_privs:
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    load_seccomp_at("no-new-privs", seccomp_filter, process)
     os.umask(user.get("umask", 0o022))
-    cwd = process.get("cwd") or "/"
-    enter_cwd(cwd)
+    if not entered:
+        enter_cwd(cwd)
     return find_executable(process["args"][0], process.get("env") or [], cwd)
 
 
-def enter_cwd(cwd: str) -> None:
+def give_stdio_pipes(uid: int, gid: int) -> None:
+    """Stdio that are pipes become the process's user's (as crun does): a process that is
+    not root can then reopen them, as `echo > /dev/stdout` or a log file named /dev/stderr
+    do. Only pipes: a file or device the caller passed is not ours to change. One whose
+    owner is not mapped in our user namespace cannot be given away, and stays as it is."""
+    import stat
+
+    for fd in (0, 1, 2):
+        try:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                os.fchown(fd, uid, gid)
+        except OSError as e:
+            if e.errno not in (errno.EBADF, errno.EPERM, errno.EINVAL):
+                raise
+
+
+def enter_cwd(cwd: str, denied_ok: bool = False) -> bool:
     """chdir into `cwd`, resolved inside the container's root with magic links refused: a
-    /proc/self/fd/N or /proc/1/root there could lead to a host directory (CVE-2024-21626)."""
+    /proc/self/fd/N or /proc/1/root there could lead to a host directory (CVE-2024-21626).
+    `denied_ok`: a permission error returns False instead of failing."""
     from pyruntime.init.inroot import Root
 
     try:
@@ -198,15 +220,26 @@ def enter_cwd(cwd: str) -> None:
             os.fchdir(fd)
         finally:
             os.close(fd)
+    except PermissionError:
+        if denied_ok:
+            return False
+        raise RuntimeUserError(f"process.cwd: cannot enter {cwd}: Permission denied") from None
     except OSError as e:
         raise RuntimeUserError(f"process.cwd: cannot enter {cwd}: {e.strerror}") from None
+    return True
+
+
+def load_seccomp_at(moment: str, seccomp_filter, process: dict) -> None:
+    """Load the filter if this is its moment (seccomp.Filter.moment: "privileged",
+    "no-new-privs" or "exec")."""
+    if seccomp_filter is not None and seccomp_filter.moment(process) == moment:
+        seccomp_filter.load()
 
 
 def exec_program(executable: str, process: dict, seccomp_filter) -> None:
     """The last step: with no_new_privs the filter goes on only now, so that nothing the
     runtime still does is subject to it."""
-    if seccomp_filter is not None and process.get("noNewPrivileges"):
-        seccomp_filter.load()
+    load_seccomp_at("exec", seccomp_filter, process)
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env") or [])
     if "HOME" not in env:
         env["HOME"] = home_of((process.get("user") or {}).get("uid", 0))
@@ -252,7 +285,22 @@ def _check_executable(path: str, arg0: str) -> None:
 
 def close_fds_from(first: int, keep: set[int]) -> None:
     """Mark every fd >= `first` close-on-exec, so only stdio and preserved fds reach the
-    container process (ours die at exec, and we keep using them until then)."""
+    container process (ours die at exec, and we keep using them until then). close_range
+    needs no /proc, which a container need not have."""
+    start = first
+    try:
+        for fd in sorted(k for k in keep if k >= first):
+            if fd > start:
+                linux.close_range(start, fd - 1, linux.CLOSE_RANGE_CLOEXEC)
+            start = fd + 1
+        linux.close_range(start, 0xFFFFFFFF, linux.CLOSE_RANGE_CLOEXEC)
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EINVAL):   # before Linux 5.11
+            raise
+        _cloexec_listed_fds(first, keep)
+
+
+def _cloexec_listed_fds(first: int, keep: set[int]) -> None:
     import fcntl
 
     for name in os.listdir("/proc/self/fd"):
@@ -267,8 +315,10 @@ def close_fds_from(first: int, keep: set[int]) -> None:
                 raise
 
 
-def setup_terminal(console_fd: int, size: dict[str, int] | None, bind_console=None) -> None:
+def setup_terminal(console_fd: int, size: dict[str, int] | None, bind_console=None,
+                   uid: int = 0) -> None:
     """Open a pty in the container's devpts, make its slave our stdio and controlling terminal,
+    owned by the process's user (its group stays devpts's tty group, as with runc and crun),
     give it to `bind_console` (the init binds it over /dev/console), and hand the master to the
     caller through the console socket (`console_fd`)."""
     import fcntl
@@ -278,6 +328,7 @@ def setup_terminal(console_fd: int, size: dict[str, int] | None, bind_console=No
 
     master, slave = os.openpty()
     slave_path = os.ttyname(slave)
+    os.fchown(slave, uid, -1)
     if size:
         fcntl.ioctl(master, termios.TIOCSWINSZ,
                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))

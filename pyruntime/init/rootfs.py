@@ -49,8 +49,28 @@ PROPAGATION: dict[str, int] = {
     "unbindable": linux.MS_UNBINDABLE, "runbindable": linux.MS_UNBINDABLE | linux.MS_REC,
 }
 
+# Recursive options (runtime-spec "rro", "rnosuid", ...): mount_setattr attributes applied to a
+# mount and every mount below it. option -> (attributes to set, attributes to clear).
+RECURSIVE_OPTIONS: dict[str, tuple[int, int]] = {
+    "rro": (linux.MOUNT_ATTR_RDONLY, 0), "rrw": (0, linux.MOUNT_ATTR_RDONLY),
+    "rnosuid": (linux.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, linux.MOUNT_ATTR_NOSUID),
+    "rnodev": (linux.MOUNT_ATTR_NODEV, 0), "rdev": (0, linux.MOUNT_ATTR_NODEV),
+    "rnoexec": (linux.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, linux.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (linux.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, linux.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (linux.MOUNT_ATTR_NOSYMFOLLOW, 0),
+    "rsymfollow": (0, linux.MOUNT_ATTR_NOSYMFOLLOW),
+    # the kernel takes an atime mode only together with a clear of the whole atime field
+    "rrelatime": (linux.MOUNT_ATTR_RELATIME, linux.MOUNT_ATTR__ATIME),
+    "rnorelatime": (linux.MOUNT_ATTR_RELATIME, linux.MOUNT_ATTR__ATIME),
+    "rnoatime": (linux.MOUNT_ATTR_NOATIME, linux.MOUNT_ATTR__ATIME),
+    "ratime": (linux.MOUNT_ATTR_RELATIME, linux.MOUNT_ATTR__ATIME),
+    "rstrictatime": (linux.MOUNT_ATTR_STRICTATIME, linux.MOUNT_ATTR__ATIME),
+    "rnostrictatime": (linux.MOUNT_ATTR_RELATIME, linux.MOUNT_ATTR__ATIME),
+}
+
 # Options that are instructions to the runtime rather than mount flags or fs data.
-RUNTIME_OPTIONS = {"tmpcopyup", "notmpcopyup", "copy-symlink", "z", "Z", "U", "idmap", "ridmap"}
+RUNTIME_OPTIONS = {"tmpcopyup", "notmpcopyup", "copy-symlink", "z", "Z", "U", "idmap",
+                   "ridmap", *RECURSIVE_OPTIONS}
 
 # Per-mount flags -> the mount_setattr attributes that carry them.
 _MOUNT_ATTRS = {
@@ -106,6 +126,23 @@ def parse_options(options: list[str]) -> tuple[int, list[int], list[str], set[st
     return flags, propagation, data, extensions
 
 
+def recursive_attributes(options: list[str]) -> tuple[int, int]:
+    """(attributes to set, attributes to clear) on a mount and all below it, from its
+    recursive options; a later option wins over an earlier one, as with plain flags."""
+    attr_set = attr_clr = 0
+    for opt in options:
+        if opt not in RECURSIVE_OPTIONS:
+            continue
+        add, remove = RECURSIVE_OPTIONS[opt]
+        if remove & linux.MOUNT_ATTR__ATIME:    # one atime mode replaces another
+            attr_set = (attr_set & ~linux.MOUNT_ATTR__ATIME) | add
+            attr_clr |= linux.MOUNT_ATTR__ATIME
+        else:
+            attr_set = (attr_set & ~remove) | add
+            attr_clr = (attr_clr & ~add) | remove
+    return attr_set, attr_clr
+
+
 def mount_attributes(flags: int) -> tuple[int, int]:
     """(attributes to set, attributes to clear) that give a bind exactly the per-mount `flags`,
     as a bind remount with those flags would; atime is kept unless one is named."""
@@ -158,13 +195,96 @@ def bind_onto(target: int, source: str = "", dirfd: int = linux.AT_FDCWD, what: 
         os.close(tree)
 
 
+def _is_dev(destination: str) -> bool:
+    return os.path.normpath("/" + (destination or "").strip("/")) == "/dev"
+
+
+def is_bind(m: dict) -> bool:
+    options = m.get("options") or []
+    return m.get("type") == "bind" or "bind" in options or "rbind" in options
+
+
+def bind_source(m: dict, bundle: str) -> str:
+    source = m.get("source") or ""
+    return source if os.path.isabs(source) else os.path.join(bundle, source)
+
+
+def is_idmapped(m: dict) -> bool:
+    """runtime-spec: a mount with its own id mappings, or the idmap/ridmap option."""
+    options = m.get("options") or []
+    return bool(m.get("uidMappings") or "idmap" in options or "ridmap" in options)
+
+
+def detach_bind(source: str, options: list[str], idmap_userns: int | None = None) -> int:
+    """A detached copy of the tree at the host path `source` with the flags and recursive
+    attributes a bind with `options` asks for, idmapped through the user namespace
+    `idmap_userns` if given; move_mount attaches it."""
+    flags = parse_options(options)[0] | linux.MS_BIND
+    try:
+        tree = clone_tree(source, recursive=bool(flags & linux.MS_REC))
+    except FileNotFoundError:
+        raise OSError(errno.ENOENT, f"bind source {source} does not exist") from None
+    try:
+        set_bind_flags(tree, flags)
+        recursive = recursive_attributes(options)
+        if any(recursive):
+            linux.mount_setattr(tree, *recursive, recursive=True)
+        if idmap_userns is not None:
+            _idmap(tree, idmap_userns, recursive="ridmap" in options)
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
+
+
+def _idmap(tree: int, userns: int, recursive: bool) -> None:
+    try:
+        linux.mount_setattr(tree, linux.MOUNT_ATTR_IDMAP, userns_fd=userns, recursive=recursive)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        raise OSError(e.errno, "cannot idmap it: its filesystem (or one below it, with "
+                               "ridmap) does not support idmapped mounts") from None
+
+
+def detach_bind_sources(config: dict, bundle: str) -> dict[int, int]:
+    """Each bind of `config` as a detached tree made now, with the runtime's credentials:
+    called before the container's user namespace exists, so a source its root could not
+    reach still works (runc opens its mount sources on the host side too), and an idmapped
+    one can be given its maps (only the host's root may idmap a host mount). The trees are
+    attached in the new mount namespace later. mounts index -> tree fd."""
+    from pyruntime.init.idmapped import MappingNamespaces
+
+    lx = config.get("linux") or {}
+    namespaces = MappingNamespaces()
+    trees: dict[int, int] = {}
+    try:
+        for index, m in enumerate(config.get("mounts") or []):
+            if not is_bind(m):
+                continue
+            try:
+                userns = None
+                if is_idmapped(m):
+                    userns = namespaces.fd_for(m.get("uidMappings") or lx.get("uidMappings") or [],
+                                               m.get("gidMappings") or lx.get("gidMappings") or [])
+                trees[index] = detach_bind(bind_source(m, bundle), list(m.get("options") or []),
+                                           userns)
+            except OSError as e:
+                raise RuntimeUserError(f"mounts[{index}] ({m.get('destination')}): "
+                                       f"{e.strerror or e}") from None
+    except BaseException:
+        for tree in trees.values():
+            os.close(tree)
+        raise
+    finally:
+        namespaces.close()
+    return trees
+
+
 def dev_is_bind_mounted(mounts: list[dict]) -> bool:
     """runc's rule: a /dev the config bind-mounts is the caller's; nothing is made in it."""
     for m in mounts:
-        if os.path.normpath("/" + (m.get("destination") or "").strip("/")) != "/dev":
-            continue
-        options = m.get("options") or []
-        if m.get("type") == "bind" or "bind" in options or "rbind" in options:
+        if _is_dev(m.get("destination")) and is_bind(m):
             return True
     return False
 
@@ -173,7 +293,7 @@ class RootfsBuilder:
     """Builds the mount tree of one container. All paths in `config` are container paths."""
 
     def __init__(self, config: dict, bundle: str, in_userns: bool,
-                 cgroupns: bool = False):
+                 cgroupns: bool = False, bind_trees: dict[int, int] | None = None):
         self.config = config
         self.bundle = bundle
         root_path = config["root"]["path"]
@@ -181,22 +301,26 @@ class RootfsBuilder:
                                        else os.path.join(bundle, root_path))
         self.in_userns = in_userns
         self.cgroupns = cgroupns
+        self.bind_trees = bind_trees or {}   # binds detached on the host side (mounts index)
         self.linux = config.get("linux") or {}
         self.root: Root | None = None
         # Mounts that belong to the container: the rootfs and what the init mounted anew.
         # Devices and links are only ever made on these.
         self.own_mounts: set[int] = set()
         self.own_dev = False    # /dev is on one of them (known before pivot_root hides /proc)
+        self.readonly_dev = False   # a read-only /dev, made read-only once it is filled
 
     # -- before pivot_root ---------------------------------------------------------------
     def prepare(self) -> None:
         """Everything up to (not including) pivot_root."""
-        propagation = PROPAGATION.get(self.linux.get("rootfsPropagation") or "rslave",
-                                      linux.MS_SLAVE | linux.MS_REC)
-        # Nothing we mount may propagate back to the host (unless asked for "shared").
-        linux.mount(None, "/", None, propagation | linux.MS_REC)
-        if propagation & linux.MS_SHARED:
-            self._make_parent_private()
+        # Nothing we mount may propagate back to the host: every mount we inherited becomes
+        # a slave (or private, when asked), whatever `/` is to be in the end (see pivot).
+        wanted = PROPAGATION.get(self.linux.get("rootfsPropagation") or "", 0)
+        isolation = linux.MS_PRIVATE if wanted & linux.MS_PRIVATE else linux.MS_SLAVE
+        linux.mount(None, "/", None, isolation | linux.MS_REC)
+        # pivot_root refuses a new root under a shared mount, and an unbindable one could not
+        # be bound: the mount holding the rootfs is made private in this namespace first.
+        self._make_parent_private()
         # pivot_root needs the new root to be a mount point.
         linux.mount(self.rootfs, self.rootfs, None, linux.MS_BIND | linux.MS_REC)
         self.root = Root(self.rootfs)
@@ -204,7 +328,7 @@ class RootfsBuilder:
         mounts = self.config.get("mounts") or []
         for index, m in enumerate(mounts):
             try:
-                self.mount_one(m)
+                self.mount_one(m, self.bind_trees.pop(index, None))
             except OSError as e:
                 raise RuntimeUserError(
                     f"mounts[{index}] ({m.get('destination')}): {e.strerror or e}") from None
@@ -213,6 +337,12 @@ class RootfsBuilder:
             self.create_devices()
             self.create_dev_symlinks()
         self._make_cwd()
+        if self.readonly_dev:
+            dev = self.root.open("/dev", os.O_PATH | os.O_DIRECTORY)
+            try:
+                linux.mount_setattr(dev, linux.MOUNT_ATTR_RDONLY)
+            finally:
+                os.close(dev)
 
     def _make_parent_private(self) -> None:
         """pivot_root refuses a new root whose parent mount is shared."""
@@ -253,39 +383,71 @@ class RootfsBuilder:
                 raise
             return False
 
-    def mount_one(self, m: dict) -> None:
+    def mount_one(self, m: dict, bind_tree: int | None = None) -> None:
+        """Mount `m`; `bind_tree`: the bind, already detached on the host side."""
         dest = m["destination"]
         fstype = m.get("type") or ""
         options = list(m.get("options") or [])
         flags, propagation, data, extensions = parse_options(options)
+        recursive = recursive_attributes(options)
         source = m.get("source") or fstype or "none"
         if fstype == "bind":
             flags |= linux.MS_BIND
-        if flags & linux.MS_BIND:
-            mount_fd = self._mount_bind(source, dest, flags)
+        if _is_dev(dest) and flags & linux.MS_RDONLY and not flags & linux.MS_BIND:
+            # /dev/pts, /dev/shm, the devices and links still have to be made in it
+            self.readonly_dev = True
+            flags &= ~linux.MS_RDONLY
+        if bind_tree is None and is_idmapped(m):
+            raise OSError(errno.EINVAL, "idmapped mounts are made of binds only")
+        if bind_tree is not None:
+            mount_fd = self._attach_tree(bind_tree, dest)
+        elif flags & linux.MS_BIND:
+            mount_fd = self._attach_tree(detach_bind(bind_source(m, self.bundle), options), dest)
         elif fstype == "cgroup":
             mount_fd = self._mount_cgroup(dest, flags)
         elif "tmpcopyup" in extensions and fstype == "tmpfs":
             mount_fd = self._mount_tmpfs_copyup(dest, flags, data)
         else:
+            if fstype == "tmpfs":
+                data = self._with_covered_mode(dest, data)
             mount_fd = self._mount_fs(source, dest, fstype, flags, ",".join(data))
         try:
+            if any(recursive) and not flags & linux.MS_BIND:
+                linux.mount_setattr(mount_fd, *recursive, recursive=True)
             for p in propagation:
                 linux.mount(None, fd_path(mount_fd), None, p)
         finally:
             os.close(mount_fd)
 
-    def _mount_bind(self, source: str, dest: str, flags: int) -> int:
-        """Clone the source's tree, set its flags while it is detached, attach it on the
-        destination's fd. Returns an fd of the new mount."""
-        if not os.path.isabs(source):
-            source = os.path.join(self.bundle, source)
+    def _is_symlink(self, dest: str) -> bool:
         try:
-            tree = clone_tree(source, recursive=bool(flags & linux.MS_REC))
-        except FileNotFoundError:
-            raise OSError(errno.ENOENT, f"bind source {source} does not exist") from None
+            fd = self.root.open(dest, os.O_PATH | os.O_NOFOLLOW)
+        except OSError:
+            return False
         try:
-            set_bind_flags(tree, flags)
+            return stat.S_ISLNK(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+
+    def _with_covered_mode(self, dest: str, data: list[str]) -> list[str]:
+        """A tmpfs without mode= takes the mode of the directory it covers (as runc does);
+        one over a path the image lacks keeps tmpfs's own default."""
+        if any(d.startswith("mode=") for d in data):
+            return data
+        try:
+            covered = self.root.open(dest, os.O_PATH | os.O_DIRECTORY)
+        except OSError:
+            return data
+        try:
+            mode = stat.S_IMODE(os.fstat(covered).st_mode)
+        finally:
+            os.close(covered)
+        return [*data, f"mode={mode:o}"]
+
+    def _attach_tree(self, tree: int, dest: str) -> int:
+        """Attach a detached bind on the destination's fd. Returns (and owns) `tree`, now an fd
+        of the new mount."""
+        try:
             self._attach(tree, dest, stat.S_ISDIR(os.fstat(tree).st_mode))
         except BaseException:
             os.close(tree)
@@ -301,6 +463,11 @@ class RootfsBuilder:
 
     def _mount_fs(self, source: str, dest: str, fstype: str, flags: int, data: str) -> int:
         """A new filesystem on the destination's fd; returns an fd of the new mount."""
+        if fstype in ("proc", "sysfs") and self._is_symlink(dest):
+            # The masked and read-only paths under them are named by these paths: a symlink
+            # would have them land elsewhere (runc refuses it too, CVE-2019-19921).
+            raise OSError(errno.ELOOP, f'filesystem "{fstype}" must be mounted on an ordinary '
+                                       f"directory, and {dest} is a symlink")
         target = self.root.mkdir_all(dest)
         try:
             try:
@@ -437,6 +604,8 @@ class RootfsBuilder:
             mode = os.fstat(tree).st_mode
             if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
                 raise OSError(errno.EINVAL, f"{host_path} on the host is not a device")
+            # a node needs neither exec nor set-id: the bind gets nosuid and noexec
+            linux.mount_setattr(tree, linux.MOUNT_ATTR_NOSUID | linux.MOUNT_ATTR_NOEXEC)
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
                              | os.O_CLOEXEC, 0o644, dir_fd=parent))
             target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
@@ -470,11 +639,31 @@ class RootfsBuilder:
         if self.root is not None:
             self.root.close()
         if no_pivot:
-            os.chdir(self.rootfs)
-            linux.mount(self.rootfs, "/", None, linux.MS_MOVE)
-            os.chroot(".")
-            os.chdir("/")
-            return
+            self._move_root()
+        else:
+            self._pivot_root()
+
+    def _move_root(self) -> None:
+        """--no-pivot: move the rootfs over / and chroot. The host's mounts stay in this
+        namespace under the new root, so its full proc and sysfs mounts go first: while one is
+        reachable, the kernel lets a process in a nested user namespace mount a fresh,
+        unmasked proc or sysfs (as runc hides them)."""
+        for mountpoint in _host_proc_and_sys(self.rootfs):
+            try:
+                linux.umount2(mountpoint, linux.MNT_DETACH)
+            except FileNotFoundError:
+                continue    # under one already detached
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+                # locked in a user namespace: cover it instead
+                linux.mount("tmpfs", mountpoint, "tmpfs", 0, None)
+        os.chdir(self.rootfs)
+        linux.mount(self.rootfs, "/", None, linux.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+
+    def _pivot_root(self) -> None:
         old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         new_root = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -499,6 +688,12 @@ class RootfsBuilder:
                 readonly_path(root, path)
             if self.config["root"].get("readonly"):
                 linux.mount_setattr(root.fd, linux.MOUNT_ATTR_RDONLY)
+        wanted = self.linux.get("rootfsPropagation")
+        if wanted:
+            # Last: the new root is a bind made under a private parent, so it started out
+            # private; "shared" or "unbindable" are given to it here, as crun does (and the
+            # clones above could not be made of an unbindable tree).
+            linux.mount(None, "/", None, PROPAGATION[wanted])
 
     def bind_console(self, pty: int) -> None:
         """Bind the terminal `pty` over /dev/console (after pivot_root). A /dev that is not
@@ -578,6 +773,29 @@ def readonly_path(root: Root, path: str) -> None:
             os.close(tree)
     finally:
         os.close(target)
+
+
+def _host_proc_and_sys(rootfs: str) -> list[str]:
+    """Mount points of whole (root "/") proc and sysfs mounts outside `rootfs`, from this
+    namespace's mountinfo, deepest first."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = pre.split()
+            fstype = post.split()[0] if post else ""
+            mountpoint = _unescape(fields[4])
+            if (fstype in ("proc", "sysfs") and fields[3] == "/"
+                    and not (mountpoint + "/").startswith(rootfs.rstrip("/") + "/")):
+                found.append(mountpoint)
+    return sorted(found, key=len, reverse=True)
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path field: the kernel writes space, tab, newline and backslash as octal."""
+    for escaped, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(escaped, char)
+    return field
 
 
 def _own_cgroups() -> list[tuple[str, str, str]]:

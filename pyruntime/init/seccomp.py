@@ -8,8 +8,17 @@ every container, and building it through pyseccomp costs ~25 ms (the binding and
 ~12 ms, the rules ~12 ms) in the container's init. So the runtime compiles a profile to the BPF
 program libseccomp makes of it (`seccomp_export_bpf`) and keeps that in its cache, keyed by the
 exact profile, the kernel and the machine, and checked against the libseccomp that built it. The
-init then installs the program with one prctl and never loads pyseccomp. A profile with
-load-time flags (TSYNC, LOG, SPEC_ALLOW) is built and loaded in the init as before.
+init then installs the program with one prctl (seccomp(2) when it needs a listener) and never
+loads pyseccomp. A profile with load-time flags (TSYNC, LOG, SPEC_ALLOW) is built in the init,
+and goes through the same steps there: export, prelude, install with its flags.
+
+Either way runc's -ENOSYS prelude (seccomp_enosys.py) goes in front of what libseccomp built,
+so that a syscall newer than the profile answers ENOSYS rather than the profile's default.
+
+SCMP_ACT_NOTIFY: the filter goes on with SECCOMP_FILTER_FLAG_NEW_LISTENER, and the listener the
+kernel returns goes back to the runtime over the sync channel (SCM_RIGHTS); the runtime hands
+it to the agent at linux.seccomp.listenerPath (seccomp_agent.py). The init keeps no copy: a
+container process holding its own listener could answer its own notifications.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import os
 
 from pyruntime.errors import NotSupported, RuntimeUserError
 
-CACHE_FORMAT = 1    # bump when build_filter changes what a profile compiles to
+CACHE_FORMAT = 2    # bump when program_of changes what a profile compiles to (2: -ENOSYS prelude)
 
 ARCHES = {
     "SCMP_ARCH_X86": "X86", "SCMP_ARCH_X86_64": "X86_64", "SCMP_ARCH_X32": "X32",
@@ -42,6 +51,14 @@ FLAGS = {
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "CTL_SSB",
 }
 
+ACTIONS = ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP",
+           "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"]
+
+# What the init needs before the agent holds the listener: the syscall that passes it on. A
+# notification for it would wait for an answer nobody can give yet (runc, which passes the
+# fd's number with write(2) instead, refuses SCMP_ACT_NOTIFY for write for the same reason).
+NOTIFY_REFUSED = ("sendmsg",)
+
 
 def action(lib, name: str, errno_ret: int | None, where: str) -> int:
     simple = {
@@ -56,7 +73,7 @@ def action(lib, name: str, errno_ret: int | None, where: str) -> int:
     if name == "SCMP_ACT_TRACE":
         return lib.TRACE(errno.EPERM if errno_ret is None else errno_ret)
     if name == "SCMP_ACT_NOTIFY":
-        raise NotSupported(f"{where}: SCMP_ACT_NOTIFY (seccomp user notification) is not supported")
+        return lib.NOTIFY
     raise RuntimeUserError(f"{where}: unknown seccomp action {name!r}")
 
 
@@ -119,31 +136,101 @@ def build_filter(profile: dict):
     return f
 
 
+def notifies(profile: dict) -> bool:
+    """Whether some rule hands its syscalls to an agent (SCMP_ACT_NOTIFY)."""
+    return any(rule["action"] == "SCMP_ACT_NOTIFY" for rule in profile.get("syscalls") or [])
+
+
+def flag_bits(profile: dict) -> int:
+    """The SECCOMP_FILTER_FLAG_* bits to install the profile's program with."""
+    from pyruntime import linux
+
+    bits = {"SECCOMP_FILTER_FLAG_TSYNC": linux.SECCOMP_FILTER_FLAG_TSYNC,
+            "SECCOMP_FILTER_FLAG_LOG": linux.SECCOMP_FILTER_FLAG_LOG,
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW": linux.SECCOMP_FILTER_FLAG_SPEC_ALLOW}
+    flags = 0
+    for flag in profile.get("flags") or []:
+        flags |= bits[flag]         # build_filter has refused any other
+    if notifies(profile):
+        flags |= linux.SECCOMP_FILTER_FLAG_NEW_LISTENER
+        if flags & linux.SECCOMP_FILTER_FLAG_TSYNC:
+            # the kernel takes TSYNC with a listener only when told how to fail (ESRCH)
+            flags |= linux.SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+    return flags
+
+
+def program_of(profile: dict) -> bytes:
+    """What the init installs for the profile: libseccomp's program behind the -ENOSYS prelude
+    (seccomp_enosys.py), for the native architecture and the profile's."""
+    from pyruntime.init import seccomp_enosys as enosys
+
+    lib = binding()
+    program = _export(build_filter(profile))
+    if not enosys.wanted(profile):
+        return program
+    arches = [lib.system_arch()] + [getattr(lib.Arch, ARCHES[arch])
+                                    for arch in profile.get("architectures") or []]
+    return enosys.prelude(enosys.highest_named(profile, arches, lib.resolve_syscall)) + program
+
+
+# When the init puts its filter on (Filter.moment).
+WHILE_PRIVILEGED = "privileged"
+AFTER_NO_NEW_PRIVS = "no-new-privs"
+AT_EXEC = "exec"
+
+
 class Filter:
     """What the init loads: the compiled program when the runtime had one, else the profile,
-    built in place."""
+    built in place. `channel`: the sync socket a listener (SCMP_ACT_NOTIFY) goes back on."""
 
-    def __init__(self, profile: dict, program: bytes | None = None):
+    def __init__(self, profile: dict, program: bytes | None = None, channel: int | None = None):
         self.profile = profile
         self.program = program
+        self.channel = channel
+        self.notifies = notifies(profile)
 
     @classmethod
-    def of(cls, config: dict, program: bytes | None) -> "Filter | None":
+    def of(cls, config: dict, program: bytes | None, channel: int | None = None) -> "Filter | None":
         profile = (config.get("linux") or {}).get("seccomp")
-        return cls(profile, program) if profile else None
+        return cls(profile, program, channel) if profile else None
+
+    def moment(self, process: dict) -> str:
+        """Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: it goes on before the
+        capabilities are dropped. With it, as the very last step, so that nothing the init
+        still does is subject to it; unless its listener is to reach an agent: that needs the
+        runtime still listening on the sync channel, so it goes on as soon as no_new_privs is
+        set (where runc loads it too)."""
+        if not process.get("noNewPrivileges"):
+            return WHILE_PRIVILEGED
+        return AFTER_NO_NEW_PRIVS if self.notifies else AT_EXEC
 
     def preload(self) -> None:
         """Import what loading needs while the host's files are reachable (before pivot_root)."""
         if self.program is None:
             binding()
+            from pyruntime.init import seccomp_enosys  # noqa: F401
+        if self.notifies:
+            import socket  # noqa: F401  (the listener is passed with it)
 
     def load(self) -> None:
-        if self.program is not None:
-            from pyruntime import linux
+        from pyruntime import linux
 
-            linux.seccomp_set_filter(self.program)
-        else:
-            build_filter(self.profile).load()
+        program = self.program if self.program is not None else program_of(self.profile)
+        flags = flag_bits(self.profile)
+        if not self.notifies:
+            linux.seccomp_set_filter(program, flags)
+            return
+        if self.channel is None:
+            raise RuntimeUserError("linux.seccomp: SCMP_ACT_NOTIFY needs the runtime to take "
+                                   "the listener")
+        from pyruntime.init import sync
+
+        with sync.FdPasser(self.channel) as passer:
+            listener = linux.seccomp_set_filter(program, flags)
+            try:
+                passer.send("seccomp-listener", listener)
+            finally:
+                os.close(listener)
 
 
 def compiled_for(config: dict) -> bytes | None:
@@ -177,7 +264,7 @@ def compiled(profile: dict, cache: str | None = None) -> bytes | None:
         except Exception:   # missing, unreadable or not an entry of ours: compile again
             pass
     try:
-        program = _export(build_filter(profile))
+        program = program_of(profile)
     except OSError as e:
         raise RuntimeUserError(f"linux.seccomp: libseccomp refused the profile: {e.strerror or e}") from None
     try:

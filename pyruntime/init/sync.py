@@ -43,10 +43,33 @@ def send_error(fd: int, message: str) -> None:
 
 def send_fd(fd: int, kind: str, passed: int, **payload) -> None:
     """A message that carries an open fd along (SCM_RIGHTS): read it with recv_fd."""
-    import socket
+    with FdPasser(fd) as passer:
+        passer.send(kind, passed, **payload)
 
-    with socket.socket(fileno=os.dup(fd)) as channel:
-        socket.send_fds(channel, [marshal.dumps({"type": kind, **payload})], [passed])
+
+class FdPasser:
+    """Our end of the channel, made ready to pass an fd before there is one to pass: the
+    passing itself is then a single sendmsg. (A seccomp listener is passed right after its
+    filter went on, when any other call might wait for an agent that has no listener yet.)"""
+
+    def __init__(self, fd: int):
+        import socket
+
+        self._socket = socket.socket(fileno=os.dup(fd))
+
+    def send(self, kind: str, passed: int, **payload) -> None:
+        import socket
+
+        socket.send_fds(self._socket, [marshal.dumps({"type": kind, **payload})], [passed])
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def __enter__(self) -> "FdPasser":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def recv(fd: int, *expected: str) -> dict:

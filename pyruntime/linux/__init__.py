@@ -71,6 +71,15 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECCOMP_MODE_FILTER = 2
 
+# seccomp(2) (linux/seccomp.h)
+_SYS_SECCOMP = 317
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_LOG = 2
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
+SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 16
+
 # x86_64 syscall numbers for the calls glibc 2.36 has no wrapper for.
 _SYS_PIVOT_ROOT = 155
 _SYS_CAPGET = 125
@@ -83,6 +92,7 @@ _SYS_FSMOUNT = 432
 _SYS_OPENAT2 = 437
 _SYS_MOUNT_SETATTR = 442
 _SYS_IOPRIO_SET = 251
+_SYS_CLOSE_RANGE = 436
 
 # The new mount API (linux/mount.h).
 AT_FDCWD = -100
@@ -108,6 +118,7 @@ MOUNT_ATTR_NOATIME = 0x10
 MOUNT_ATTR_STRICTATIME = 0x20
 MOUNT_ATTR_NODIRATIME = 0x80
 MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+MOUNT_ATTR_IDMAP = 0x100000
 
 # openat2(2) resolve flags (linux/openat2.h).
 RESOLVE_NO_XDEV = 0x01
@@ -173,16 +184,30 @@ def open_tree(path: str, flags: int, dirfd: int = AT_FDCWD) -> int:
 
 
 def mount_setattr(fd: int, attr_set: int, attr_clr: int = 0, propagation: int = 0,
-                  recursive: bool = False) -> None:
+                  recursive: bool = False, userns_fd: int = 0) -> None:
     """Change the attributes of the mount `fd` refers to (and of every mount below it when
-    `recursive`): MOUNT_ATTR_* bits to set and clear, and an MS_* propagation type."""
+    `recursive`): MOUNT_ATTR_* bits to set and clear, an MS_* propagation type, and with
+    MOUNT_ATTR_IDMAP the user namespace whose maps the mount takes."""
     import ctypes
     import struct
 
-    attr = struct.pack("=QQQQ", attr_set, attr_clr, propagation, 0)  # struct mount_attr
+    attr = struct.pack("=QQQQ", attr_set, attr_clr, propagation, userns_fd)  # struct mount_attr
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     _check(_lib().syscall(_SYS_MOUNT_SETATTR, fd, b"", flags, attr, ctypes.c_size_t(len(attr))),
            f"mount_setattr({fd}, set {attr_set:#x}, clear {attr_clr:#x})")
+
+
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+
+def close_range(first: int, last: int, flags: int = 0) -> None:
+    """close_range(2): close (or with CLOSE_RANGE_CLOEXEC mark close-on-exec) fds first..last,
+    without needing /proc."""
+    import ctypes
+
+    _check(_lib().syscall(_SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last),
+                          ctypes.c_uint(flags)),
+           f"close_range({first}, {last})")
 
 
 def move_mount_to_fd(tree_fd: int, target_fd: int, what: str = "") -> None:
@@ -299,10 +324,12 @@ def set_pdeathsig(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
 
 
-def seccomp_set_filter(program: bytes) -> None:
+def seccomp_set_filter(program: bytes, flags: int = 0) -> int:
     """Install a classic BPF seccomp program (struct sock_filter entries, 8 bytes each) on
-    this thread, as libseccomp's seccomp_load does when no load-time flag is asked for.
-    Without no_new_privs the caller needs CAP_SYS_ADMIN."""
+    this thread, as libseccomp's seccomp_load does. `flags`: SECCOMP_FILTER_FLAG_* (through
+    seccomp(2); plain prctl without any). Returns the listener fd when
+    SECCOMP_FILTER_FLAG_NEW_LISTENER is asked for, else -1. Without no_new_privs the caller
+    needs CAP_SYS_ADMIN."""
     import ctypes
 
     if not program or len(program) % 8:
@@ -313,7 +340,12 @@ def seccomp_set_filter(program: bytes) -> None:
 
     instructions = ctypes.create_string_buffer(program, len(program))
     fprog = SockFprog(len(program) // 8, ctypes.addressof(instructions))
-    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+    if not flags:
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+        return -1
+    fd = _check(_lib().syscall(ctypes.c_long(_SYS_SECCOMP), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+                               ctypes.c_long(flags), ctypes.byref(fprog)), "seccomp")
+    return fd if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER else -1
 
 
 
@@ -393,3 +425,39 @@ def ioprio_set(io_class: int, priority: int) -> None:
     _check(_lib().syscall(_SYS_IOPRIO_SET, _IOPRIO_WHO_PROCESS, 0,
                           (io_class << _IOPRIO_CLASS_SHIFT) | priority),
            f"ioprio_set(class {io_class}, priority {priority})")
+
+
+# NUMA memory policy and scheduling attributes: glibc has no wrapper for either call.
+_SYS_SET_MEMPOLICY = 238
+_SYS_SCHED_SETATTR = 314
+
+
+def set_mempolicy(mode: int, nodemask: bytes = b"") -> None:
+    """set_mempolicy(2) for this thread, which its children inherit and execve keeps: `mode`
+    with its MPOL_F_* flags or'ed in, `nodemask` the node bits as little-endian 64-bit words
+    (empty: no nodes)."""
+    import ctypes
+
+    if nodemask:
+        mask = ctypes.create_string_buffer(nodemask, len(nodemask))
+        # the kernel takes maxnode - 1 bits of the mask, so one more than the mask holds
+        maxnode = len(nodemask) * 8 + 1
+    else:
+        mask, maxnode = None, 0
+    _check(_lib().syscall(_SYS_SET_MEMPOLICY, ctypes.c_int(mode), mask, ctypes.c_ulong(maxnode)),
+           f"set_mempolicy(mode {mode:#x})")
+
+
+def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
+                  runtime: int = 0, deadline: int = 0, period: int = 0) -> None:
+    """sched_setattr(2) for this thread: policy, SCHED_FLAG_* bits, nice, static priority and
+    the deadline parameters (ns). The utilization clamps stay 0."""
+    import ctypes
+    import struct
+
+    # struct sched_attr as of SCHED_ATTR_SIZE_VER1 (56 bytes, with util_min and util_max)
+    attr = struct.pack("=IIQiIQQQII", 56, policy, flags, nice, priority, runtime, deadline,
+                       period, 0, 0)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    _check(_lib().syscall(_SYS_SCHED_SETATTR, 0, buf, 0),
+           f"sched_setattr(policy {policy}, flags {flags:#x}, nice {nice}, priority {priority})")

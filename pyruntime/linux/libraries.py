@@ -69,3 +69,27 @@ def import_with_libraries_from(module: str, libdirs):
     if module not in sys.modules:
         __import__(module)              # with the real ctypes.util: slow, but it finds what it can
     return sys.modules[module]
+
+
+def seccomp_library_version(libdirs=None) -> str | None:
+    """The version of the libseccomp the runtime's filters are built with ("2.5.4"), from
+    that library's own seccomp_version(); None when there is none to load. It opens the soname
+    the pyseccomp import above finds, without importing the binding itself."""
+    soname = versioned_sonames(system_library_dirs() if libdirs is None else libdirs).get("seccomp")
+    if soname is None:
+        return None
+    import ctypes
+
+    class Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+    try:
+        lib = ctypes.CDLL(soname)
+        query = lib.seccomp_version     # since libseccomp 2.3
+    except (OSError, AttributeError):
+        return None
+    query.restype = ctypes.POINTER(Version)
+    found = query()
+    if not found:
+        return None
+    return f"{found.contents.major}.{found.contents.minor}.{found.contents.micro}"

@@ -34,8 +34,8 @@ IFLA_BRPORT_MODE = 4          # hairpin
 IFF_UP, IFF_PROMISC = 0x1, 0x100
 
 # address / route attributes
-IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
-IFA_F_NODAD = 0x02
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 4, 8
+IFA_F_NODAD, IFA_F_PERMANENT = 0x02, 0x80
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST = 0, 253, 254
@@ -229,6 +229,14 @@ class Rtnl:
             return protinfo.get(IFLA_BRPORT_MODE, b"\0")[0] == 1
         return False
 
+    def move_link(self, index: int, netns_fd: int, name: str = "") -> None:
+        """Move a link into the network namespace `netns_fd`, renamed there to `name` when
+        given (a name with %d lets the kernel pick the number)."""
+        attrs = attr_u32(IFLA_NET_NS_FD, netns_fd)
+        if name:
+            attrs += attr_str(IFLA_IFNAME, name)
+        self.request(RTM_NEWLINK, NLM_F_ACK, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + attrs)
+
     def del_link(self, index_or_name: int | str) -> bool:
         """Delete a link; False if it did not exist."""
         if isinstance(index_or_name, str):
@@ -268,18 +276,24 @@ class Rtnl:
 
     def addresses(self, index: int) -> list:
         """The ipaddress interfaces configured on a link (global and link scope)."""
+        return [iface for iface, _, _ in self.address_records(index)]
+
+    def address_records(self, index: int) -> list[tuple]:
+        """(ipaddress interface, IFA_F_* flags, scope) of each address on a link."""
         import ipaddress
         out = []
         for rtype, payload in self.request(RTM_GETADDR, NLM_F_DUMP, _IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, index)):
             if rtype != RTM_NEWADDR:
                 continue
-            family, prefixlen, _, _, idx = _IFADDR.unpack_from(payload)
+            family, prefixlen, flags, scope, idx = _IFADDR.unpack_from(payload)
             if idx != index:
                 continue
             attrs = parse_attrs(payload, _IFADDR.size)
             raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+            if IFA_FLAGS in attrs:      # the full 32 bits; the header holds only the low 8
+                flags = struct.unpack("=I", attrs[IFA_FLAGS])[0]
             if raw:
-                out.append(ipaddress.ip_interface((raw, prefixlen)))
+                out.append((ipaddress.ip_interface((raw, prefixlen)), flags, scope))
         return out
 
     # -- routes ----------------------------------------------------------------------------

@@ -111,9 +111,116 @@ def check_uts(config: dict) -> Iterator[Problem]:
             yield (key, "can only be set when linux.namespaces has a uts namespace")
 
 
+_NSEC_PER_SEC = 10**9
+
+
 def check_time_offsets(config: dict) -> Iterator[Problem]:
-    if config.get("linux", {}).get("timeOffsets") and "time" not in _new_namespaces(config):
+    offsets = config.get("linux", {}).get("timeOffsets")
+    if offsets and "time" not in _new_namespaces(config):
         yield ("linux.timeOffsets", "can only be set with a new time namespace in linux.namespaces")
+    for clock, offset in (offsets or {}).items():
+        # the kernel takes whole seconds apart: a second's worth of nanoseconds is refused
+        if offset.get("nanosecs", 0) >= _NSEC_PER_SEC:
+            yield (f"linux.timeOffsets.{clock}.nanosecs",
+                   f"must be below {_NSEC_PER_SEC} (put whole seconds in secs), got {offset['nanosecs']}")
+
+
+def check_scheduler(config: dict) -> Iterator[Problem]:
+    """process.scheduler against what sched_setattr(2) accepts for each policy (runc's rules,
+    and the kernel's for real-time priorities and deadline parameters)."""
+    wanted = (config.get("process") or {}).get("scheduler")
+    if not wanted:
+        return
+    from pyruntime.init import scheduler as sched
+
+    where = "process.scheduler"
+    policy = wanted["policy"]
+    keep_params = "SCHED_FLAG_KEEP_PARAMS" in (wanted.get("flags") or [])
+    nice, priority = wanted.get("nice", 0), wanted.get("priority", 0)
+    if policy in sched.FAIR and not sched.NICE_MIN <= nice <= sched.NICE_MAX:
+        yield (f"{where}.nice", f"must be from {sched.NICE_MIN} to {sched.NICE_MAX} for {policy}, got {nice}")
+    if policy in sched.REALTIME:
+        if not keep_params and not sched.RT_PRIORITY_MIN <= priority <= sched.RT_PRIORITY_MAX:
+            yield (f"{where}.priority", f"must be from {sched.RT_PRIORITY_MIN} to "
+                   f"{sched.RT_PRIORITY_MAX} for {policy}, got {priority}")
+    elif priority:
+        yield (f"{where}.priority", f"can only be set for SCHED_FIFO or SCHED_RR, not {policy}")
+    if policy != "SCHED_DEADLINE":
+        for key in ("runtime", "deadline", "period"):
+            if wanted.get(key):
+                yield (f"{where}.{key}", f"can only be set for SCHED_DEADLINE, not {policy}")
+    elif not keep_params:
+        yield from _deadline_problems(wanted, where)
+
+
+def _deadline_problems(wanted: dict, where: str) -> Iterator[Problem]:
+    from pyruntime.init import scheduler as sched
+
+    runtime, deadline, period = (wanted.get(k, 0) for k in ("runtime", "deadline", "period"))
+    for key, value in (("deadline", deadline), ("period", period)):
+        if value >= sched.DL_LIMIT:
+            yield (f"{where}.{key}", f"must be below 2^63 ns, got {value}")
+            return
+    if runtime < sched.DL_RUNTIME_MIN:
+        yield (f"{where}.runtime", f"must be at least {sched.DL_RUNTIME_MIN} ns for SCHED_DEADLINE, got {runtime}")
+    elif deadline < runtime:
+        yield (f"{where}.deadline", f"must be at least the runtime ({runtime} ns) for SCHED_DEADLINE, got {deadline}")
+    elif period and period < deadline:
+        yield (f"{where}.period", f"must be 0 (the deadline) or at least the deadline ({deadline} ns), got {period}")
+
+
+def check_memory_policy(config: dict) -> Iterator[Problem]:
+    """linux.memoryPolicy: the node list, and the mode/nodes/flags combinations the kernel
+    refuses (set_mempolicy(2))."""
+    policy = config.get("linux", {}).get("memoryPolicy")
+    if not policy:
+        return
+    from pyruntime.init import mempolicy
+
+    where = "linux.memoryPolicy"
+    mode, flags = policy["mode"], set(policy.get("flags") or [])
+    try:
+        nodes = mempolicy.parse_nodes(policy.get("nodes", ""))
+    except ValueError as e:
+        yield (f"{where}.nodes", str(e))
+        return
+    if nodes and mode in mempolicy.NO_NODES:
+        yield (f"{where}.nodes", f"must be empty for {mode}")
+    elif not nodes and mode in mempolicy.NEED_NODES:
+        yield (f"{where}.nodes", f"{mode} needs at least one node")
+    if {"MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"} <= flags:
+        yield (f"{where}.flags", "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other")
+    elif mode == "MPOL_LOCAL" and flags & {"MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"}:
+        yield (f"{where}.flags", "MPOL_LOCAL takes no node flags")
+    if "MPOL_F_NUMA_BALANCING" in flags and mode not in mempolicy.BALANCING_MODES:
+        yield (f"{where}.flags", f"MPOL_F_NUMA_BALANCING needs MPOL_BIND or MPOL_PREFERRED_MANY, not {mode}")
+
+
+def check_net_devices(config: dict) -> Iterator[Problem]:
+    """linux.netDevices: a network namespace to move them into, and names the kernel takes."""
+    devices = config.get("linux", {}).get("netDevices")
+    if not devices:
+        return
+    from pyruntime.net import netdevices
+
+    if "network" not in _listed_namespaces(config):
+        yield ("linux.netDevices", "moving network devices needs a network namespace in linux.namespaces")
+    taken: dict[str, str] = {}
+    for host_name, device in devices.items():
+        where = jsonpath.child("linux.netDevices", host_name)
+        problem = netdevices.name_problem(host_name, template=False)
+        if problem:
+            yield (where, f"host device name {host_name!r} {problem}")
+            continue
+        name = device.get("name") or host_name
+        problem = netdevices.name_problem(name, template=True)
+        if problem:
+            yield (jsonpath.child(where, "name"), f"{name!r} {problem}")
+        elif "%" not in name and name in taken:
+            yield (jsonpath.child(where, "name") if device.get("name") else where,
+                   f"{taken[name]} is also named {name!r} in the container")
+        else:
+            taken.setdefault(name, jsonpath.child("linux.netDevices", host_name))
 
 
 # sysctls that set what `hostname` and `domainname` also set: both given and different, the
@@ -171,6 +278,31 @@ def check_seccomp(config: dict) -> Iterator[Problem]:
     for index, rule in enumerate(seccomp.get("syscalls", [])):
         if "errnoRet" in rule and rule["action"] not in _ERRNO_ACTIONS:
             yield (f"linux.seccomp.syscalls[{index}].errnoRet", f"is not allowed with action {rule['action']}")
+    yield from _seccomp_notify_problems(seccomp)
+
+
+def _seccomp_notify_problems(seccomp: dict) -> Iterator[Problem]:
+    """SCMP_ACT_NOTIFY hands syscalls to an agent, which gets the listener only once the init
+    has passed it on: not as the default action, nor for the call that passes it (runc refuses
+    both, for its own passing call), and not without an agent to hand it to."""
+    if seccomp["defaultAction"] == "SCMP_ACT_NOTIFY":
+        yield ("linux.seccomp.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action: the "
+               "init's own syscalls would wait for an agent that has no listener yet")
+    notifying = [i for i, rule in enumerate(seccomp.get("syscalls", []))
+                 if rule["action"] == "SCMP_ACT_NOTIFY"]
+    if not notifying:
+        return
+    from pyruntime.init.seccomp import NOTIFY_REFUSED
+
+    if not seccomp.get("listenerPath"):
+        yield ("linux.seccomp.listenerPath",
+               f"is required: linux.seccomp.syscalls[{notifying[0]}] uses SCMP_ACT_NOTIFY")
+    for index in notifying:
+        for name in seccomp["syscalls"][index]["names"]:
+            if name in NOTIFY_REFUSED:
+                yield (f"linux.seccomp.syscalls[{index}].names",
+                       f"SCMP_ACT_NOTIFY cannot be used for {name}: the init passes the listener "
+                       "to the runtime with it")
 
 
 def check_cpu(config: dict) -> Iterator[Problem]:
@@ -201,6 +333,9 @@ def semantic_problems(config: dict, bundle: str | None = None) -> list[Problem]:
     problems += check_namespaces(config)
     problems += check_id_mappings(config)
     problems += check_time_offsets(config)
+    problems += check_net_devices(config)
+    problems += check_memory_policy(config)
+    problems += check_scheduler(config)
     problems += check_cgroups_path(config)
     problems += check_sysctl(config)
     problems += check_cpu(config)

@@ -368,7 +368,7 @@ def test_hybrid_hugetlb_limit_lives_in_the_unified_hierarchy(cg):
     ({"cpu": {"shares": 1}}, r"^linux.resources.cpu.shares: 1 is out of range"),
     ({"memory": {"limit": -7}}, r"^linux.resources.memory.limit: -7 is out of range"),
     ({"network": {"classID": 42}}, r"^linux.resources.network.classID: the net_cls cgroup controller is not available"),
-    ({"unified": {"memory.high": "1G"}}, r"^linux.resources.unified: needs a cgroup v2 host"),
+    ({"unified": {"memory.high": "1G"}}, r"^invalid configuration: linux.resources.unified: cannot use unified on cgroup v1"),
     ({"hugepageLimits": [{"pageSize": "16GB", "limit": 0}]}, r"^linux.resources.hugepageLimits\[0\].pageSize"),
     ({"cpu": {"cpus": "0-63"}}, r"^linux.resources.cpu.cpus: cannot write .* cpuset.cpus"),
     ({"memory": {"limit": 64 << 20}, "cpu": {"mems": "5"}}, r"^linux.resources.cpu.mems: cannot write"),

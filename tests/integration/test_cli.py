@@ -50,11 +50,11 @@ def test_list_table_and_quiet(rt):
 
 def test_features_is_truthful(rt):
     doc = json.loads(rt("features", check=True).stdout)
-    assert doc["ociVersionMax"] == "1.2.0"
+    assert doc["ociVersionMax"] == "1.3.0"
     assert set(doc["linux"]["namespaces"]) == {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}
     assert "CAP_SYS_ADMIN" in doc["linux"]["capabilities"]
     assert doc["linux"]["seccomp"]["enabled"] is True
-    assert "SCMP_ACT_NOTIFY" not in doc["linux"]["seccomp"]["actions"]
+    assert "SCMP_ACT_NOTIFY" in doc["linux"]["seccomp"]["actions"]
     assert doc["linux"]["apparmor"]["enabled"] is False
     assert doc["linux"]["cgroup"]["systemd"] is False
     assert {"rbind", "ro", "rprivate", "nosuid"} <= set(doc["mountOptions"])
@@ -64,7 +64,7 @@ def test_features_is_truthful(rt):
 
 def test_version_and_usage(rt):
     out = rt("--version", check=True).stdout
-    assert out.startswith("pyruntime version") and "spec: 1.2.0" in out
+    assert out.startswith("pyruntime version") and "spec: 1.3.0" in out
     proc = rt("frobnicate")
     assert proc.returncode == 2 and "No such command" in proc.stderr
     proc = rt("kill")

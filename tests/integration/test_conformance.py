@@ -185,3 +185,20 @@ def test_log_file_errors_and_debug_lines(rt, tmp_path):
     lines = log.read_text().splitlines()
     assert any("level=debug" in line and "pyruntime" in line for line in lines), lines
     assert any("level=error" in line and "no-such-container" in line for line in lines), lines
+
+
+def test_the_cwd_is_entered_with_the_runtimes_privileges_first(rt):
+    """runc's order: a cwd the user may not enter still becomes the process's cwd, for the
+    container's process and for exec; only listing it is then refused."""
+    config = container_config(["sh", "-c", "{ pwd; ls .; } > /tmp/where 2>&1; sleep 60"])
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    config["process"]["cwd"] = "/secret"
+    bundle = rt.bundle_from(config)
+    (bundle / "rootfs" / "secret").mkdir(mode=0o700)
+    cid = rt.new_id()
+    assert rt("run", "-d", "--bundle", str(bundle), cid).returncode == 0
+    where = wait_for(lambda: "denied" in (text := rt("exec", cid, "cat", "/tmp/where").stdout) and text)
+    assert where.splitlines()[0] == "/secret", where
+    proc = rt("exec", "--user", "1000:1000", cid, "pwd")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "/secret\n"

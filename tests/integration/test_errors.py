@@ -163,7 +163,7 @@ def test_hooks_run_in_order_with_state(rt, tmp_path):
     proc = rt("run", "--bundle", str(rt.bundle(["true"], hooks=hooks)), rt.new_id())
     assert proc.returncode == 0, proc.stderr
     assert log.read_text().split("\n")[:4] == [
-        "prestart creating", "createRuntime creating", "poststart running", "poststop stopped"]
+        "prestart created", "createRuntime created", "poststart running", "poststop stopped"]
 
 
 def test_container_hooks_run_inside_the_container(rt, tmp_path):

@@ -13,6 +13,17 @@ def receive_master(listener, result):
         result["name"], result["fd"] = msg, fds[0]
 
 
+def console_receiver(sock_path):
+    """A --console-socket listener and the thread that takes the pty master from it."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    listener.listen(1)
+    result = {}
+    receiver = threading.Thread(target=receive_master, args=(listener, result))
+    receiver.start()
+    return listener, receiver, result
+
+
 def read_until_eof(fd, timeout=10):
     out = b""
     deadline = time.monotonic() + timeout
@@ -33,12 +44,7 @@ def test_console_socket_gets_pty_master(rt, tmp_path):
     bundle = rt.bundle(["sh", "-c", "tty; stty size; echo fd0=$(readlink /proc/self/fd/0)"],
                        **config_changes)
     sock_path = str(tmp_path / "console.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(sock_path)
-    listener.listen(1)
-    result = {}
-    receiver = threading.Thread(target=receive_master, args=(listener, result))
-    receiver.start()
+    listener, receiver, result = console_receiver(sock_path)
     cid = rt.new_id()
     try:
         rt("create", "--bundle", str(bundle), "--console-socket", sock_path, cid, check=True)
@@ -70,3 +76,26 @@ def test_foreground_run_proxies_the_terminal(rt):
     assert proc.returncode == 4, proc.stderr
     lines = proc.stdout.replace("\r", "").splitlines()
     assert "got=hello" in lines and "/dev/pts/0" in lines
+
+
+def test_kill_of_a_detached_container_with_a_console_socket(rt, tmp_path):
+    """runc's `kill detached busybox`: run -d with a terminal, kill it, it stops, delete."""
+    bundle = rt.bundle(["sleep", "600"], process__terminal=True)
+    sock_path = str(tmp_path / "console.sock")
+    listener, receiver, result = console_receiver(sock_path)
+    cid = rt.new_id()
+    try:
+        rt("run", "-d", "--console-socket", sock_path, "--bundle", str(bundle), cid, check=True)
+        receiver.join(10)
+        assert rt.state(cid)["status"] == "running"
+        rt("kill", cid, "KILL", check=True)
+        deadline = time.monotonic() + 10
+        while rt.state(cid)["status"] != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rt.state(cid)["status"] == "stopped"
+        rt("delete", cid, check=True)
+        assert rt("state", cid).returncode != 0
+    finally:
+        listener.close()
+        if "fd" in result:
+            os.close(result["fd"])

@@ -13,11 +13,12 @@ def test_update_flags_to_resources():
     warnings = []
     res = commands.update_from_flags(
         memory="512m", memory_swap="1g", memory_reservation="256M", kernel_memory="10m",
+        kernel_memory_tcp="1m",
         cpu_quota="-1", cpu_period="100000", cpu_share="512", cpu_burst="0", cpu_rt_period="1000000",
         cpu_rt_runtime="950000", cpuset_cpus="0-1", cpuset_mems="0", cpu_idle="1", pids_limit=100,
         blkio_weight=300, warn=warnings.append)
     assert res == {
-        "memory": {"limit": 512 << 20, "swap": 1 << 30, "reservation": 256 << 20},
+        "memory": {"limit": 512 << 20, "swap": 1 << 30, "reservation": 256 << 20, "kernelTCP": 1 << 20},
         "cpu": {"quota": -1, "period": 100000, "shares": 512, "burst": 0, "realtimePeriod": 1000000,
                 "realtimeRuntime": 950000, "cpus": "0-1", "mems": "0", "idle": 1},
         "pids": {"limit": 100},

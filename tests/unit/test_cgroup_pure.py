@@ -145,11 +145,10 @@ def test_plan_v1_full():
         ("memory", "swappiness", 10),
         ("memory", "oom_control", 1),
         ("cpu", "shares", 512),
-        ("cpu", "cfs_period_us", 100000),
-        ("cpu", "cfs_quota_us", 20000),
+        ("cpu", "period_and_quota", (100000, 20000)),
         ("cpu", "cfs_burst_us", 1000),
         ("cpu", "rt_period_us", 1000000),
-        ("cpu", "rt_runtime_us", 950000),
+        ("cpu", "rt_runtime", (950000, 1000000)),
         ("cpu", "idle", 1),
         ("cpuset", "cpus", {0, 1}),
         ("cpuset", "mems", {0}),
@@ -182,13 +181,16 @@ def test_plan_v1_check_before_update_comes_first():
     assert ops[0].field == "linux.resources.memory.limit"
 
 
-def test_plan_v1_device_rules_in_order():
-    rules = devices.effective_rules([{"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"},
-                                     {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}])
-    ops = plan_v1({}, device_rules=rules)
-    assert keys(ops)[:4] == [("devices", "deny", "a *:* rwm"), ("devices", "allow", "c 1:11 r"),
-                             ("devices", "deny", "c 1:3 w"), ("devices", "allow", "c *:* m")]
-    assert ("devices", "allow", "c 136:* rwm") in keys(ops)
+def test_plan_v1_device_rules_are_one_step_with_the_state_they_lead_to():
+    ops = plan_v1({"devices": [{"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"},
+                               {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]},
+                  with_devices=True)
+    assert [(op.controller, op.key) for op in ops] == [("devices", "rules")]
+    state = ops[0].value
+    assert state.default_allow is False
+    # the deny came before the default allow of /dev/null, which therefore stays whole
+    assert state.exceptions[("c", 1, 11)] == "r" and state.exceptions[("c", 1, 3)] == "rwm"
+    assert state.exceptions[("c", 136, None)] == "rwm" and state.exceptions[("c", None, None)] == "m"
 
 
 @pytest.mark.parametrize("res,field", [
@@ -214,7 +216,7 @@ def test_plan_v1_device_rules_in_order():
     ({"memory": []}, "linux.resources.memory"),
 ])
 def test_plan_rejects_bad_values_naming_the_field(res, field):
-    for plan in (lambda r: plan_v1(r, device_rules=devices.effective_rules(r.get("devices"))),
+    for plan in (lambda r: plan_v1(r, with_devices=True),
                  lambda r: (devices.effective_rules(r.get("devices")), plan_v2(r))):
         with pytest.raises(RuntimeUserError) as err:
             plan(res)
@@ -222,8 +224,9 @@ def test_plan_rejects_bad_values_naming_the_field(res, field):
 
 
 def test_unified_rejected_on_v1():
-    with pytest.raises(NotSupported, match="linux.resources.unified"):
+    with pytest.raises(NotSupported) as err:
         plan_v1({"unified": {"memory.high": "1G"}})
+    assert str(err.value) == "invalid configuration: linux.resources.unified: cannot use unified on cgroup v1"
 
 
 def test_hugepage_size_the_host_lacks():
@@ -300,15 +303,13 @@ def test_merge_keeps_what_update_does_not_name():
 
 def test_effective_device_rules_order():
     rules = devices.effective_rules(
-        [{"allow": False, "access": "rwm"}, {"allow": True, "type": "b", "major": 8, "minor": -1, "access": "mr"}],
-        linux_devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
-                       {"path": "/dev/fifo", "type": "p"}])
+        [{"allow": False, "access": "rwm"}, {"allow": True, "type": "b", "major": 8, "minor": -1, "access": "mr"}])
     lines = [(r.allow, r.v1_line()) for r in rules]
     assert lines[0] == (False, "a *:* rwm")
     assert lines[1] == (False, "a *:* rwm")
     assert lines[2] == (True, "b 8:* rm")
     assert (True, "c 1:3 rwm") in lines and (True, "c 136:* rwm") in lines
-    assert lines[-1] == (True, "c 10:229 rwm")
+    assert lines[-1] == (True, "c 10:200 rwm")
 
 
 # ---------------------------------------------------------------- host discovery

@@ -10,7 +10,7 @@ from pyruntime.errors import ContainerExists, ContainerNotFound, RuntimeUserErro
 from pyruntime.init.container import NamespacePlan
 from pyruntime.init.process import CAP_NUMBERS, cap_mask, find_executable
 from pyruntime.init.inroot import secure_join
-from pyruntime.init.rootfs import parse_options
+from pyruntime.init.rootfs import is_idmapped, parse_options, recursive_attributes
 from pyruntime.init.seccomp import rule_arg_sets
 from pyruntime.lifecycle import parse_signal
 from pyruntime.state import (ContainerDir, ContainerState, check_id, oci_state,
@@ -53,6 +53,39 @@ def test_parse_options_flags_propagation_and_data():
 def test_parse_options_clearing_flags_in_order():
     assert parse_options(["noexec", "exec"])[0] == 0
     assert parse_options(["exec", "noexec"])[0] == linux.MS_NOEXEC
+
+
+def test_recursive_options_are_attributes_not_fs_data():
+    flags, _, data, _ = parse_options(["rbind", "rro", "rnosuid", "rnoatime"])
+    assert data == [] and flags == linux.MS_BIND | linux.MS_REC
+    attr_set, attr_clr = recursive_attributes(["rro", "rnosuid", "rnodev", "rnoexec"])
+    assert attr_set == (linux.MOUNT_ATTR_RDONLY | linux.MOUNT_ATTR_NOSUID
+                        | linux.MOUNT_ATTR_NODEV | linux.MOUNT_ATTR_NOEXEC)
+    assert attr_clr == 0
+
+
+def test_a_later_recursive_option_wins():
+    assert recursive_attributes(["rro", "rrw"]) == (0, linux.MOUNT_ATTR_RDONLY)
+    assert recursive_attributes(["rrw", "rro"]) == (linux.MOUNT_ATTR_RDONLY, 0)
+    assert recursive_attributes(["rexec", "rnoexec"]) == (linux.MOUNT_ATTR_NOEXEC, 0)
+
+
+def test_an_atime_mode_clears_the_whole_atime_field():
+    """The kernel refuses an atime mode unless the whole field is cleared with it."""
+    assert recursive_attributes(["rnoatime"]) == (linux.MOUNT_ATTR_NOATIME, linux.MOUNT_ATTR__ATIME)
+    attr_set, attr_clr = recursive_attributes(["rnoatime", "rstrictatime", "rnoexec"])
+    assert attr_set == linux.MOUNT_ATTR_STRICTATIME | linux.MOUNT_ATTR_NOEXEC
+    assert attr_clr == linux.MOUNT_ATTR__ATIME
+    assert recursive_attributes(["rstrictatime", "rrelatime"]) == (0, linux.MOUNT_ATTR__ATIME)
+
+
+@pytest.mark.parametrize("mount, idmapped", [
+    ({"options": ["rbind", "idmap"]}, True), ({"options": ["ridmap"]}, True),
+    ({"uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}, True),
+    ({"options": ["rbind", "ro"]}, False), ({}, False),
+])
+def test_which_mounts_are_idmapped(mount, idmapped):
+    assert is_idmapped(mount) is idmapped
 
 
 @pytest.fixture
