@@ -45,7 +45,7 @@ class Bench:
         os.mkdir(self.bin)
         wrapper = os.path.join(self.bin, "pyruntime-bridge")
         with open(wrapper, "w") as f:
-            f.write(f"#!/bin/sh\nexec {sys.executable} -m pyruntime.cni.bridge \"$@\"\n")
+            f.write(f"#!/bin/sh\nexec {sys.executable} -m pyruntime.plugins.bridge \"$@\"\n")
         os.chmod(wrapper, 0o755)
         self.backend = backend
         self.netns: list[str] = []

@@ -42,7 +42,7 @@ def our_plugin_dir(work: Path) -> str:
         (directory / "pyruntime-bridge").symlink_to(script)
     else:
         wrapper = directory / "pyruntime-bridge"
-        wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m pyruntime.cni.bridge \"$@\"\n")
+        wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m pyruntime.plugins.bridge \"$@\"\n")
         wrapper.chmod(0o755)
     return str(directory)
 

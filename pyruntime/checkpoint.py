@@ -159,7 +159,7 @@ def _freezer(cgroup: dict, version: int) -> str | None:
         return None
     from pyruntime import cgroups
 
-    manager = cgroups.CgroupManager.from_dict(cgroup)
+    manager = cgroups.saved_manager(cgroup)
     if manager.mode == "v2":
         return manager.dir if version >= CGROUP2_FREEZER_CRIU else None
     return manager.dir("freezer")
@@ -229,7 +229,7 @@ def restore(root: str, container_id: str, bundle: str, options: criuopts.CriuOpt
             cgroup_manager: str = "cgroupfs") -> int:
     """Bring the checkpoint in --image-path back as the container `container_id` of the bundle;
     in the foreground, wait for it and return its exit code (then delete it), as `run` does."""
-    from pyruntime import lifecycle, linux, spec
+    from pyruntime import console, hostprocess, lifecycle, linux, spec
     from pyruntime.state import check_id
 
     check_id(container_id)
@@ -248,7 +248,7 @@ def restore(root: str, container_id: str, bundle: str, options: criuopts.CriuOpt
     if not detach and not no_subreaper:
         linux.set_child_subreaper()
     terminal = bool((config.get("process") or {}).get("terminal"))
-    job.console = lifecycle.connect_console(console_socket, terminal)
+    job.console = console.connect_console(console_socket, terminal)
     try:
         state = job.run(pid_file)
     finally:
@@ -257,7 +257,7 @@ def restore(root: str, container_id: str, bundle: str, options: criuopts.CriuOpt
     if detach:
         return 0
     try:
-        return lifecycle.wait_forwarding_signals(state.pid)
+        return hostprocess.wait_forwarding_signals(state.pid)
     finally:
         lifecycle.delete(root, container_id, force=True)
 
@@ -290,12 +290,13 @@ class Restore:
 
     def run(self, pid_file: str | None):
         from pyruntime import lifecycle
+        from pyruntime.rollback import Rollback
         from pyruntime.state import ContainerDir, ContainerState, utc_now
 
         manager = self._cgroup_manager()
         self.cdir = ContainerDir(self.root, self.id)
         self.cdir.make()
-        self.undo = lifecycle.Undo()
+        self.undo = Rollback()
         self.undo.push("remove state directory", self.cdir.remove)
         fds: list[int] = []
         try:
@@ -398,15 +399,15 @@ class Restore:
         hooks.run_hooks(self.config, "createRuntime", hook_state)
 
     def _poststop_after_failure(self) -> None:
-        from pyruntime import hooks, lifecycle
+        from pyruntime import hooks, hostprocess
         from pyruntime.state import STOPPED, oci_state
 
-        lifecycle.kill_and_wait(self.state.pid)
+        hostprocess.kill_and_wait(self.state.pid)
         hooks.run_hooks(self.config, "poststop", oci_state(self.state, STOPPED), fatal=False)
 
     def record(self, pid: int) -> None:
         """The processes are back: the container runs with `pid` as its init."""
-        from pyruntime import lifecycle
+        from pyruntime import hostprocess
         from pyruntime.state import process_start_time
 
         if not self.state.creating or pid <= 0:
@@ -414,7 +415,7 @@ class Restore:
         self.state.pid = pid
         self.state.pid_start_time = process_start_time(pid) or 0
         self.state.creating = False
-        self.undo.push("stop restored init", lambda: lifecycle.kill_and_wait(pid))
+        self.undo.push("stop restored init", lambda: hostprocess.kill_and_wait(pid))
         self.cdir.save(self.state)
 
 

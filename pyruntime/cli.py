@@ -61,11 +61,6 @@ def _print_version(ctx: click.Context, _param, wanted: bool) -> None:
     ctx.exit()
 
 
-def _systemd_refused(flag: str) -> RuntimeUserError:
-    return RuntimeUserError(f"{flag}: the systemd cgroup driver is not supported; use "
-                            "--cgroup-manager cgroupfs (the default) or disabled")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", "-v", is_flag=True, is_eager=True, expose_value=False,
               callback=_print_version, help="Print the version, commit, spec and libseccomp version.")
@@ -88,18 +83,10 @@ def _systemd_refused(flag: str) -> RuntimeUserError:
 def main_group(ctx: click.Context, root: str, log_path: str, log_format: str, debug: bool,
                systemd_cgroup: bool, cgroup_manager: str, rootless: str, criu: str) -> None:
     """pyruntime: run containers from OCI bundles (a runc-compatible runtime)."""
-    log.configure(log_path, log_format, debug)
-    log.debug(f"pyruntime {' '.join(sys.argv[1:])}")
-    if systemd_cgroup:
-        raise _systemd_refused("--systemd-cgroup")
-    if cgroup_manager == "systemd":
-        raise _systemd_refused("--cgroup-manager systemd")
-    from pyruntime import rootless as rootless_mode
+    from pyruntime import commands
 
-    rootless_mode.configure(rootless)
-    if root is None:
-        root = rootless_mode.default_state_root()
-    ctx.obj = Context(os.path.abspath(root), debug, cgroup_manager, criu)
+    root = commands.setup(root, log_path, log_format, debug, rootless, cgroup_manager, systemd_cgroup)
+    ctx.obj = Context(root, debug, cgroup_manager, criu)
 
 
 bundle_option = click.option("--bundle", "-b", default=".", help="Path to the bundle (default: current directory).")
@@ -116,15 +103,6 @@ create_options = [
 ]
 
 
-def _config_from(bundle: str, config_file: str | None) -> dict | None:
-    """--config FILE: that file, validated against the bundle, instead of its config.json."""
-    if config_file is None:
-        return None
-    from pyruntime import spec
-
-    return spec.load_config(os.path.abspath(bundle), config_file)
-
-
 def with_options(options):
     def decorate(func):
         for option in reversed(options):
@@ -137,14 +115,11 @@ def with_options(options):
 @with_options(create_options)
 @click.argument("container_id")
 @pass_ctx
-def create(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, no_new_keyring,
-           preserve_fds, config_file):
+def create(ctx: Context, container_id, **options):
     """Create a container; its process waits for `start`."""
-    from pyruntime import lifecycle
+    from pyruntime import commands
 
-    lifecycle.create(ctx.root, container_id, bundle, console_socket=console_socket,
-                     pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                     config=_config_from(bundle, config_file), cgroup_manager=ctx.cgroup_manager)
+    commands.create(ctx.root, container_id, cgroup_manager=ctx.cgroup_manager, **options)
 
 
 @main_group.command()
@@ -152,9 +127,9 @@ def create(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivo
 @pass_ctx
 def start(ctx: Context, container_id):
     """Start the process of a created container."""
-    from pyruntime import lifecycle
+    from pyruntime import commands
 
-    lifecycle.start(ctx.root, container_id)
+    commands.start(ctx.root, container_id)
 
 
 @main_group.command()
@@ -163,15 +138,11 @@ def start(ctx: Context, container_id):
 @click.option("--keep", is_flag=True, hidden=True, help="Accepted for runc compatibility.")
 @click.argument("container_id")
 @pass_ctx
-def run(ctx: Context, container_id, bundle, console_socket, pid_file, no_pivot, no_new_keyring,
-        preserve_fds, config_file, detach, keep):
+def run(ctx: Context, container_id, **options):
     """Create and start a container; wait for it and exit with its exit code."""
-    from pyruntime import lifecycle
+    from pyruntime import commands
 
-    code = lifecycle.run(ctx.root, container_id, bundle, detach=detach, keep=keep,
-                         config=_config_from(bundle, config_file), console_socket=console_socket,
-                         pid_file=pid_file, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                         cgroup_manager=ctx.cgroup_manager)
+    code = commands.run(ctx.root, container_id, cgroup_manager=ctx.cgroup_manager, **options)
     click.get_current_context().exit(code)
 
 
@@ -222,9 +193,9 @@ def exec_command(ctx: Context, container_id, command, process_file, tty, console
 @pass_ctx
 def state(ctx: Context, container_id):
     """Print the state of a container (OCI state JSON)."""
-    from pyruntime import lifecycle
+    from pyruntime import commands
 
-    click.echo(json.dumps(lifecycle.container_state(ctx.root, container_id), indent=2))
+    commands.state(ctx.root, container_id)
 
 
 @main_group.command()
@@ -234,9 +205,9 @@ def state(ctx: Context, container_id):
 @pass_ctx
 def kill(ctx: Context, container_id, signal, all_processes):
     """Send a signal (default SIGTERM) to the container's init process."""
-    from pyruntime import lifecycle
+    from pyruntime import commands
 
-    lifecycle.kill(ctx.root, container_id, lifecycle.parse_signal(signal), all_processes)
+    commands.kill(ctx.root, container_id, signal, all_processes)
 
 
 @main_group.command()
@@ -247,22 +218,9 @@ def kill(ctx: Context, container_id, signal, all_processes):
 @pass_ctx
 def delete(ctx: Context, container_id, force, regex):
     """Delete a stopped container and everything it holds."""
-    from pyruntime import lifecycle
+    from pyruntime import commands
 
-    if not regex:
-        lifecycle.delete(ctx.root, container_id, force=force)
-        return
-    import re
-
-    from pyruntime.state import list_ids
-
-    try:
-        pattern = re.compile(container_id)
-    except re.error as e:
-        raise RuntimeUserError(f"--regex {container_id!r}: {e}") from None
-    for cid in list_ids(ctx.root):
-        if pattern.fullmatch(cid):
-            lifecycle.delete(ctx.root, cid, force=force)
+    commands.delete(ctx.root, container_id, force, regex)
 
 
 @main_group.command()
@@ -310,9 +268,9 @@ def update(ctx: Context, container_id, resources, **flags):
     import sys
 
     from pyruntime import lifecycle
-    from pyruntime.cgroups import commands
+    from pyruntime.cgroups import update_flags
 
-    changes = commands.update_from_flags(resources=resources, stdin=sys.stdin, warn=log.warn, **flags)
+    changes = update_flags.update_from_flags(resources=resources, stdin=sys.stdin, warn=log.warn, **flags)
     lifecycle.update(ctx.root, container_id, changes)
 
 
@@ -325,14 +283,14 @@ def update(ctx: Context, container_id, resources, **flags):
 def events(ctx: Context, container_id, stats, interval):
     """Stream the container's stats and OOM events as JSON lines."""
     from pyruntime import lifecycle
-    from pyruntime.cgroups import commands
+    from pyruntime.cgroups import events as cgroup_events
 
     seconds = parse_duration(interval)
     manager = lifecycle.container_cgroup(ctx.root, container_id)
     if stats:
-        click.echo(compact_json(commands.stats_event(manager, container_id)))
+        click.echo(compact_json(cgroup_events.stats_event(manager, container_id)))
         return
-    for event in commands.event_stream(manager, container_id, interval=seconds):
+    for event in cgroup_events.event_stream(manager, container_id, interval=seconds):
         click.echo(compact_json(event))
 
 
@@ -344,13 +302,13 @@ def events(ctx: Context, container_id, stats, interval):
 def ps(ctx: Context, container_id, fmt, ps_args):
     """List the processes of a container (ps options may follow the id)."""
     from pyruntime import lifecycle
-    from pyruntime.cgroups import commands
+    from pyruntime.cgroups import processes as cgroup_processes
 
     processes = lifecycle.container_processes(ctx.root, container_id)
     if fmt == "json":
-        click.echo(compact_json(commands.ps_json(processes)))
+        click.echo(compact_json(cgroup_processes.ps_json(processes)))
     else:
-        click.echo(commands.ps_table(processes, ps_args), nl=False)
+        click.echo(cgroup_processes.ps_table(processes, ps_args), nl=False)
 
 
 @main_group.command(name="list")

@@ -1,5 +1,7 @@
-"""`run` in the foreground with process.terminal and no --console-socket: like runc, the
-runtime receives the pty master itself and copies between it and its own stdin/stdout."""
+"""The container's terminal on the runtime's side: the --console-socket the pty master goes
+to, and, for `run` or `exec` in the foreground with process.terminal and no --console-socket,
+the proxy: like runc, the runtime receives the pty master itself and copies between it and its
+own stdin/stdout."""
 
 from __future__ import annotations
 
@@ -91,3 +93,48 @@ def _drain(master: int) -> None:
         if not data:
             return
         os.write(1, data)
+
+
+def connect_console(path: str | None, terminal: bool):
+    """The --console-socket, connected; None without a terminal."""
+    from pyruntime.errors import RuntimeUserError
+
+    if not terminal:
+        if path:
+            raise RuntimeUserError("--console-socket given but process.terminal is false")
+        return None
+    if not path:
+        raise RuntimeUserError("process.terminal is true: --console-socket is required")
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise RuntimeUserError(f"--console-socket {path}: {e.strerror}") from None
+    return sock
+
+
+class TerminalProxy:
+    """A socketpair standing in for --console-socket when the runtime itself will proxy the
+    container's pty (foreground `run` or `exec` with a terminal)."""
+
+    def __init__(self, wanted: bool):
+        self.ours = self.theirs = None
+        if wanted:
+            import socket
+
+            self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def receive(self) -> int | None:
+        if self.ours is None:
+            return None
+        master = receive_master(self.ours)
+        copy_window_size(master)
+        return master
+
+    def close(self) -> None:
+        for s in (self.ours, self.theirs):
+            if s is not None:
+                s.close()

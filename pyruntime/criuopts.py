@@ -192,7 +192,7 @@ def cgroup_binds(config: dict, container_mounts: list[tuple[str, str]]) -> list[
 
 
 def device_paths(config: dict) -> list[str]:
-    from pyruntime.init.rootfs import DEFAULT_DEVICES
+    from pyruntime.init.mountplan import DEFAULT_DEVICES
 
     paths = [d["path"] for d in DEFAULT_DEVICES]
     for device in (config.get("linux") or {}).get("devices") or []:

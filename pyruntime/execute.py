@@ -70,8 +70,10 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
     `ignore_paused`: exec into a paused container too (the process starts once it is
     resumed); `cgroup_paths`: runc's `--cgroup [controller:]path` values (sub-cgroups of the
     container's to put the process in)."""
-    from pyruntime import cgroups, linux
-    from pyruntime.init import execin, reexec, seccomp, sync
+    from pyruntime import cgroups, hostprocess, linux
+    from pyruntime.console import TerminalProxy, connect_console
+    from pyruntime.init import execin, protocol, reexec, seccomp
+    from pyruntime.rollback import Rollback
 
     subs = None
     if cgroup_paths:
@@ -83,71 +85,55 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
     terminal = bool(process.get("terminal"))
     if not detach:
         linux.set_child_subreaper()  # the exec'ed process is a grandchild
-    proxy = lifecycle.TerminalProxy(terminal and not console_socket and not detach)
-    with ContainerDir(root, container_id).lock(shared=True) as cdir:
+    proxy = TerminalProxy(terminal and not console_socket and not detach)
+    with ContainerDir(root, container_id).lock(shared=True) as cdir, Rollback() as rollback:
+        rollback.defer("close the terminal proxy", proxy.close)
         state = cdir.load()
         status = status_of(cdir, state)
         if status == PAUSED and not ignore_paused:
-            proxy.close()
             raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)")
         if status not in (CREATED, RUNNING, PAUSED):
-            proxy.close()
             raise InvalidState(f"cannot exec in a {status} container")
         if subs is not None and not state.cgroup:
-            proxy.close()
             raise RuntimeUserError("--cgroup: the container has no cgroup")
-        console = proxy.theirs or lifecycle.connect_console(console_socket, terminal)
+        console = proxy.theirs or connect_console(console_socket, terminal)
+        if console is not None and console is not proxy.theirs:
+            rollback.defer("close the console socket", console.close)
         opts = execin.ExecOptions(state.pid, process, state.config, console_sock=console,
                                   preserve_fds=preserve_fds,
                                   seccomp_program=seccomp.compiled_for(state.config))
-        stage = None
-        try:
-            stage = reexec.start("exec", preserve_fds,
-                                 {cdir.lock_fd} if cdir.lock_fd is not None else set())
-            stage1_pid, parent_sock = stage.pid, stage.sock
-            try:
-                stage.send(opts)
-            except BaseException:
-                stage.abandon()
-                raise
-            if proxy.theirs is not None:
-                proxy.theirs.close()  # the child has it; an EOF must reach us if it dies
-            try:
-                if state.cgroup:
-                    cgroups.CgroupManager.from_dict(state.cgroup).add_process(stage1_pid, subs)
-                sync.send(parent_sock, "cgroup-ready")
-                if status == PAUSED:
-                    # The stage now waits, frozen, for a `resume`, which needs the lock.
-                    cdir.unlock()
-                pid = sync.recv(parent_sock, "exec-pid")["pid"]
-                sync.send(parent_sock, "exec-go")
-            except BaseException:
-                stage.kill()        # it may still be waiting for "cgroup-ready"
-                raise
-            finally:
-                stage.wait()
-            seccomp_profile = (state.config.get("linux") or {}).get("seccomp")
-            if seccomp_profile and seccomp.notifies(seccomp_profile):
-                _forward_listener(parent_sock, seccomp_profile, pid, state, status)
-            sync.recv(parent_sock, "exec")
-            _wait_for_exec(parent_sock)
-            master = proxy.receive()
-        finally:
-            if stage is not None:
-                stage.close()
-            if console is not None and console is not proxy.theirs:
-                console.close()
-            proxy.close()
+        stage = reexec.start("exec", preserve_fds,
+                             {cdir.lock_fd} if cdir.lock_fd is not None else set())
+        rollback.defer("close the channel to the process", stage.close)
+        # once reaped (below), the stage is left alone: its pid may be another's by then
+        rollback.push("stop the exec stage", stage.kill)
+        stage1_pid, parent_sock = stage.pid, stage.sock
+        stage.send(opts)
+        if proxy.theirs is not None:
+            proxy.theirs.close()  # the child has it; an EOF must reach us if it dies
+        if state.cgroup:
+            cgroups.saved_manager(state.cgroup).add_process(stage1_pid, subs)
+        protocol.send_cgroup_ready(parent_sock)
+        if status == PAUSED:
+            # The stage now waits, frozen, for a `resume`, which needs the lock.
+            cdir.unlock()
+        pid = protocol.recv_exec_pid(parent_sock)
+        protocol.send_exec_go(parent_sock)
+        stage.wait()
+        seccomp_profile = (state.config.get("linux") or {}).get("seccomp")
+        if seccomp_profile and seccomp.notifies(seccomp_profile):
+            _forward_listener(parent_sock, seccomp_profile, pid, state, status)
+        protocol.recv_exec(parent_sock)
+        master = proxy.receive()
     if pid_file:
-        try:
+        with Rollback() as rollback:
+            # nobody would know the process to stop it
+            rollback.push("stop the exec'ed process", lambda: hostprocess.kill_and_wait(pid))
             lifecycle.write_pid_file(pid_file, pid)
-        except RuntimeUserError:
-            lifecycle.kill_and_wait(pid)   # nobody would know the process to stop it
-            raise
     if detach:
         return 0
     try:
-        return lifecycle.wait_forwarding_signals(pid, master)
+        return hostprocess.wait_forwarding_signals(pid, master)
     finally:
         if master is not None:
             os.close(master)
@@ -156,21 +142,11 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
 def _forward_listener(sock, seccomp_profile: dict, pid: int, state, status: str) -> None:
     """The exec'ed process's own listener, to the agent; a process the agent cannot serve is
     not left behind."""
-    from pyruntime import seccomp_agent
+    from pyruntime import hostprocess, seccomp_agent
+    from pyruntime.rollback import Rollback
     from pyruntime.state import oci_state
 
-    try:
+    with Rollback() as rollback:
+        rollback.push("stop the exec'ed process", lambda: hostprocess.kill_and_wait(pid))
         seccomp_agent.forward_listener(sock, seccomp_profile, pid, oci_state(state, status))
-    except BaseException:
-        lifecycle.kill_and_wait(pid)
-        raise
 
-
-def _wait_for_exec(sock) -> None:
-    """After "exec" the socket closes on a successful execve, or carries the failure."""
-    from pyruntime.init import sync
-
-    data = os.read(sock, 65536)
-    if data:
-        message = sync.decode(data).get("message", "exec failed")
-        raise RuntimeUserError(message)

@@ -2,10 +2,11 @@
 
 Importing click costs ~25 ms, more than the work of `state`, `start`, `kill` or `delete`, and
 higher tools call these many times per container. This module parses exactly the argument
-forms those tools send (runc's flags, see HOT_COMMANDS) and calls the same lifecycle functions
-as pyruntime.cli. Anything it does not fully understand (help, an unknown flag, a typo) is
-left to click, which parses and reports errors for the whole CLI; tests check that both
-parsers read every hot form alike.
+forms those tools send (runc's flags, see HOT_COMMANDS) and calls the same command functions
+(pyruntime.commands) as pyruntime.cli. Anything it does not fully understand (help, an unknown
+flag, a typo, a flag only click takes) is left to click, which parses and reports errors for
+the whole CLI; tests check that both parsers read every option click has for these commands
+alike.
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ HOT_COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], tuple[str, ...]]] = {
 HOT_COMMANDS["run"] = ({**HOT_COMMANDS["create"][0], "--detach": ("detach", False),
                         "-d": ("detach", False), "--keep": ("keep", False)}, ("container_id",))
 
+# Every option click knows for these commands, at its default. The flags this parser does not
+# take (CLICK_ONLY) send the line to click, so here they are always unset.
 DEFAULTS = {
     "root": None, "log_path": "", "log_format": "text", "debug": False, "rootless": "auto",
-    "cgroup_manager": "cgroupfs", "criu": "criu",
-    "all_processes": False, "force": False, "signal": "SIGTERM", "bundle": ".",
+    "cgroup_manager": "cgroupfs", "criu": "criu", "systemd_cgroup": False,
+    "all_processes": False, "force": False, "regex": False, "signal": "SIGTERM", "bundle": ".",
     "console_socket": None, "pid_file": None, "no_pivot": False, "no_new_keyring": False,
-    "preserve_fds": 0, "detach": False, "keep": False,
+    "preserve_fds": 0, "config_file": None, "detach": False, "keep": False,
 }
+CLICK_ONLY_GLOBALS = ("systemd_cgroup",)
+CLICK_ONLY = {"delete": ("regex",), "create": ("config_file",), "run": ("config_file",)}
 
 
 def parse(argv: list[str]) -> tuple[str, dict] | None:
@@ -94,7 +99,8 @@ def leading_globals(argv: list[str]) -> dict:
 
 def _names(command: str) -> set[str]:
     flags, positional = HOT_COMMANDS[command]
-    return {d for d, _ in GLOBAL_FLAGS.values()} | {d for d, _ in flags.values()} | set(positional[1:])
+    return ({d for d, _ in GLOBAL_FLAGS.values()} | set(CLICK_ONLY_GLOBALS)
+            | {d for d, _ in flags.values()} | set(positional[1:]) | set(CLICK_ONLY.get(command, ())))
 
 
 def _take_flags(argv, i, flags, opts, stop_at_positional=False):
@@ -122,59 +128,41 @@ def _take_flags(argv, i, flags, opts, stop_at_positional=False):
     return i
 
 
+CREATING_COMMANDS = ("create", "run")
+_CREATE_OPTIONS = ("bundle", "console_socket", "pid_file", "no_pivot", "no_new_keyring",
+                   "preserve_fds", "config_file", "cgroup_manager")
+
+
 def dispatch(command: str, o: dict) -> int:
-    import os
+    """Run a parsed hot command through the same command functions as click's."""
+    from pyruntime import commands
 
+    # First of all, so that the init stage starts up while the rest loads (click's create
+    # takes the same route, only later).
     stage = None
-    if command in ("create", "run"):
-        # First of all, so that both run while the rest loads: the kernel's wait for a cgroup
-        # move (root's; a rootless caller may not move itself), and the start-up of the
-        # interpreter the container's init stage runs in.
-        from pyruntime.init import reexec
-
-        if os.geteuid() == 0 and o["cgroup_manager"] != "disabled":
-            from pyruntime.cgroups import warmup
-
-            warmup.start()
-        stage = reexec.start("init", preserve_fds=o["preserve_fds"])
+    if command in CREATING_COMMANDS:
+        stage = commands.early_init_stage(o["preserve_fds"], o["cgroup_manager"])
     try:
-        return _dispatch(command, o, stage)
+        root = commands.setup(o["root"], o["log_path"], o["log_format"], o["debug"],
+                              o["rootless"], o["cgroup_manager"], o["systemd_cgroup"])
+        cid = o["container_id"]
+        if command == "state":
+            return commands.state(root, cid)
+        if command == "start":
+            return commands.start(root, cid)
+        if command == "kill":
+            return commands.kill(root, cid, o["signal"], o["all_processes"])
+        if command == "delete":
+            return commands.delete(root, cid, o["force"], o["regex"])
+        create_opts = {name: o[name] for name in _CREATE_OPTIONS}
+        if command == "create":
+            return commands.create(root, cid, stage=stage, **create_opts)
+        return commands.run(root, cid, detach=o["detach"], keep=o["keep"], stage=stage,
+                            **create_opts)
     finally:
+        # also when the global options fail (an unopenable --log): the stage must not wait
         if stage is not None:
             stage.abandon()
-
-
-def _dispatch(command: str, o: dict, stage) -> int:
-    import os
-
-    from pyruntime import lifecycle, log
-    from pyruntime import rootless
-
-    log.configure(o["log_path"], o["log_format"], o["debug"])
-    log.debug(f"pyruntime {' '.join(sys.argv[1:])}")
-    rootless.configure(o["rootless"])
-    root = os.path.abspath(o["root"] or os.environ.get("PYRUNTIME_ROOT") or rootless.default_state_root())
-    cid = o["container_id"]
-    if command == "state":
-        import json
-
-        sys.stdout.write(json.dumps(lifecycle.container_state(root, cid), indent=2) + "\n")
-    elif command == "start":
-        lifecycle.start(root, cid)
-    elif command == "kill":
-        lifecycle.kill(root, cid, lifecycle.parse_signal(o["signal"]), o["all_processes"])
-    elif command == "delete":
-        lifecycle.delete(root, cid, force=o["force"])
-    else:
-        create_opts = dict(console_socket=o["console_socket"], pid_file=o["pid_file"],
-                           no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"], stage=stage,
-                           cgroup_manager=o["cgroup_manager"])
-        if command == "create":
-            lifecycle.create(root, cid, o["bundle"], **create_opts)
-        else:
-            return lifecycle.run(root, cid, o["bundle"], detach=o["detach"], keep=o["keep"],
-                                 **create_opts)
-    return 0
 
 
 def main() -> None:

@@ -9,13 +9,14 @@ from pyruntime.hooks import PHASES
 
 def features_document() -> dict:
     from pyruntime import cgroups, linux
-    from pyruntime.init import mempolicy, process, rootfs, seccomp
+    from pyruntime.init import mempolicy, mountplan, process, seccomp
 
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(PHASES),
-        "mountOptions": sorted(set(rootfs.MOUNT_OPTIONS) | set(rootfs.PROPAGATION) | {"tmpcopyup"}),
+        "mountOptions": sorted(set(mountplan.MOUNT_OPTIONS) | set(mountplan.PROPAGATION)
+                               | {"tmpcopyup"}),
         "linux": {
             "namespaces": sorted(linux.NAMESPACES),
             "capabilities": sorted(process.CAP_NUMBERS),
@@ -32,7 +33,7 @@ def features_document() -> dict:
             "selinux": {"enabled": False},
             "memoryPolicy": {"modes": sorted(mempolicy.MODES), "flags": sorted(mempolicy.FLAGS)},
             "intelRdt": {"enabled": False},
-            # idmap/ridmap binds and mounts with their own uid/gid mappings (init/rootfs.py)
+            # idmap/ridmap binds and mounts with their own uid/gid mappings (init/mountplan.py, init/rootfs.py)
             "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
         },

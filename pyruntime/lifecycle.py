@@ -2,7 +2,8 @@
 
 Every operation takes the container's lock for its whole duration, so commands on one
 container from several processes happen one after the other. `create` records what it made
-as it goes and, on any failure, undoes it in reverse order before the error reaches the user.
+as it goes (rollback.py) and, on any failure, undoes it in reverse order before the error
+reaches the user.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import time
 
 from pyruntime import log
 from pyruntime.errors import ContainerNotFound, InvalidState, RuntimeUserError
@@ -19,35 +19,19 @@ from pyruntime.state import (CREATED, CREATING, PAUSED, RUNNING, STOPPED, Contai
                              utc_now)
 
 
-class Undo:
-    """A stack of clean-up actions, run in reverse when an operation fails half-way."""
-
-    def __init__(self) -> None:
-        self._actions: list[tuple[str, object]] = []
-
-    def push(self, what: str, action: object) -> None:
-        self._actions.append((what, action))
-
-    def run(self) -> None:
-        while self._actions:
-            what, action = self._actions.pop()
-            try:
-                action()
-            except Exception as e:  # keep undoing: one failed step must not leak the rest
-                log.warn(f"rollback: {what}: {e}")
-
-
 # -- create ----------------------------------------------------------------------------------
 def create(root: str, container_id: str, bundle: str, *, console_socket: str | None = None,
            pid_file: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
            console=None, config: dict | None = None, stage=None,
-           cgroup_manager: str = "cgroupfs") -> ContainerState:
+           cgroup_manager: str = "cgroupfs", open_cgroup=None) -> ContainerState:
     """`console`: an already connected socket to send the pty master to, and `config`: the
     bundle's config already loaded (both from `run`); `stage`: the init's stage 1, started
     ahead (reexec.start) while the runtime was still loading; the caller abandons it if the
     create fails before sending it its options. `cgroup_manager` "disabled": the container
-    gets no cgroup (crun's --cgroup-manager disabled)."""
+    gets no cgroup (crun's --cgroup-manager disabled). `open_cgroup`: what makes the cgroup
+    manager of a path (cgroups.open_manager)."""
     from pyruntime import cgroups, spec
+    from pyruntime.rollback import Rollback
 
     check_id(container_id)
     bundle = os.path.abspath(bundle)
@@ -55,15 +39,15 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
         check_pid_file_dir(pid_file)
     if config is None:
         config = spec.load_config(bundle)
-    cgroup = None if cgroup_manager == "disabled" else cgroups.open_manager(cgroups.resolve_path(
+    cgroup = None if cgroup_manager == "disabled" else (open_cgroup or cgroups.open_manager)(cgroups.resolve_path(
         (config.get("linux") or {}).get("cgroupsPath"), container_id))
     if cgroup is None and (config.get("linux") or {}).get("resources"):
         log.debug("--cgroup-manager disabled: linux.resources are not applied")   # as crun
     cdir = ContainerDir(root, container_id)
     cdir.make()
-    undo = Undo()
-    undo.push("remove state directory", cdir.remove)
-    try:
+    with Rollback() as rollback:
+        rollback.defer("unlock the container", cdir.unlock)
+        rollback.push("remove state directory", cdir.remove)
         cdir.lock()
         # The cgroup is on record before it exists: a runtime killed at any point of the
         # create leaves a state that `delete --force` can clean up completely.
@@ -72,23 +56,19 @@ def create(root: str, container_id: str, bundle: str, *, console_socket: str | N
                                cgroup=cgroup.to_dict() if cgroup else {},
                                extra={"cgroupManager": cgroup_manager})
         cdir.save(state)
-        _create_container(cdir, state, cgroup, undo, console_socket, no_pivot, preserve_fds,
+        _create_container(cdir, state, cgroup, rollback, console_socket, no_pivot, preserve_fds,
                           console, stage)
         if pid_file:
             write_pid_file(pid_file, state.pid)
-        return state
-    except BaseException:
-        undo.run()
-        raise
-    finally:
-        cdir.unlock()
+    return state
 
 
-def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: Undo,
+def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, rollback,
                       console_socket: str | None, no_pivot: bool, preserve_fds: int, console,
                       stage) -> None:
-    from pyruntime import hooks, idmap
-    from pyruntime.init import container, reexec, seccomp, sync
+    from pyruntime import hooks, hostprocess, idmap
+    from pyruntime.console import connect_console
+    from pyruntime.init import container, protocol, reexec, seccomp
 
     config = state.config
     lx = config.get("linux") or {}
@@ -96,81 +76,80 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, undo: U
     # Pushed before the init exists so that it runs after the init is killed; it only removes
     # what create() made (a failing create() has already cleaned up after itself).
     if cgroup is not None:
-        undo.push("remove cgroup", cgroup.undo_create)
+        rollback.push("remove cgroup", cgroup.undo_create)
+    if stage is not None:
+        rollback.defer("close the channel to the init", stage.close)
 
     if console is None:
         console = connect_console(console_socket, bool(process.get("terminal")))
+    if console:
+        rollback.defer("close the console socket", console.close)
     cdir.make_fifo()
     opts = container.InitOptions(
         container_id=state.id, config=config, bundle=state.bundle, state_dir=cdir.path,
         no_pivot=no_pivot, preserve_fds=preserve_fds, console_sock=console,
         seccomp_program=seccomp.compiled_for(config))
-    try:
-        if stage is None:
-            # The container lock must not stay with the child: a flock is shared by every
-            # copy of its fd, and `start` would wait for it forever.
-            stage = reexec.start("init", preserve_fds,
-                                 {cdir.lock_fd} if cdir.lock_fd is not None else set())
-        stage1_pid, parent_sock = stage.pid, stage.sock
-        undo.push("stop init", stage.kill)
-        stage.send(opts)
-        # The new interpreter started up while the runtime loaded; stage 1 waits for
-        # "cgroup-ready" before it does anything. The devices the init creates must be
-        # allowed by the devices controller.
-        if cgroup is not None and _make_cgroup(cgroup, lx):
-            cgroup.add_process(stage1_pid)
-        else:
-            state.cgroup = {}
-        sync.send(parent_sock, "cgroup-ready")
-        msg = sync.recv(parent_sock, "userns", "init-pid")
-        if msg["type"] == "userns":
-            idmap.write_id_maps(stage1_pid, config)
-            sync.send(parent_sock, "userns-mapped")
-            msg = sync.recv(parent_sock, "init-pid")
-        state.pid = msg["pid"]
-        undo.push("stop container init", lambda: kill_and_wait(state.pid))
-        # "init-go" only keeps the init's messages behind stage 1's report: the init goes on
-        # with its mounts while the state with its pid is saved
-        sync.send(parent_sock, "init-go")
-        stage.wait()
-        state.pid_start_time = process_start_time(state.pid) or 0
-        cdir.save(state)
-        if lx.get("netDevices"):
-            # into the init's network namespace, before any hook looks at it (runc's order)
-            from pyruntime.net import netdevices
+    if stage is None:
+        # The container lock must not stay with the child: a flock is shared by every
+        # copy of its fd, and `start` would wait for it forever.
+        stage = reexec.start("init", preserve_fds,
+                             {cdir.lock_fd} if cdir.lock_fd is not None else set())
+        rollback.defer("close the channel to the init", stage.close)
+    stage1_pid, parent_sock = stage.pid, stage.sock
+    rollback.push("stop init", stage.kill)
+    stage.send(opts)
+    # The new interpreter started up while the runtime loaded; stage 1 waits for
+    # "cgroup-ready" before it does anything. The devices the init creates must be
+    # allowed by the devices controller.
+    if cgroup is not None and _make_cgroup(cgroup, lx):
+        cgroup.add_process(stage1_pid)
+    else:
+        state.cgroup = {}
+    protocol.send_cgroup_ready(parent_sock)
+    init_pid = protocol.recv_userns_or_init_pid(parent_sock)
+    if init_pid is None:
+        idmap.write_id_maps(stage1_pid, config)
+        protocol.send_userns_mapped(parent_sock)
+        init_pid = protocol.recv_init_pid(parent_sock)
+    state.pid = init_pid
+    rollback.push("stop container init", lambda: hostprocess.kill_and_wait(state.pid))
+    # "init-go" only keeps the init's messages behind stage 1's report: the init goes on
+    # with its mounts while the state with its pid is saved
+    protocol.send_init_go(parent_sock)
+    stage.wait()
+    state.pid_start_time = process_start_time(state.pid) or 0
+    cdir.save(state)
+    if lx.get("netDevices"):
+        # into the init's network namespace, before any hook looks at it (runc's order)
+        from pyruntime import netdevices
 
-            netdevices.move_into(lx["netDevices"], state.pid)
+        netdevices.move_into(lx["netDevices"], state.pid)
 
-        sync.recv(parent_sock, "hooks")
-        # The runtime-spec's lifecycle runs these hooks after the environment is created
-        # (step 2), so their state says "created", as crun's and runc 1.2's do.
-        hook_state = oci_state(state, CREATED)
-        # From here on hooks may have made things outside the container (a network, say):
-        # a create that fails runs the poststop hooks once the init is gone, as runc does
-        # when it destroys a container, so they can undo it.
-        undo.push("run poststop hooks", lambda: _poststop_after_failure(state))
-        hooks.run_hooks(config, "prestart", hook_state)
-        hooks.run_hooks(config, "createRuntime", hook_state)
-        # without the annotations, which may be larger than a message: the init has the config
-        bare = oci_state(state, CREATED)
-        bare.pop("annotations", None)
-        sync.send(parent_sock, "hooks-done", state=bare)
-        if lx.get("seccomp") and seccomp.notifies(lx["seccomp"]):
-            from pyruntime import seccomp_agent
+    protocol.recv_hooks(parent_sock)
+    # The runtime-spec's lifecycle runs these hooks after the environment is created
+    # (step 2), so their state says "created", as crun's and runc 1.2's do.
+    hook_state = oci_state(state, CREATED)
+    # From here on hooks may have made things outside the container (a network, say):
+    # a create that fails runs the poststop hooks once the init is gone, as runc does
+    # when it destroys a container, so they can undo it.
+    rollback.push("run poststop hooks", lambda: _poststop_after_failure(state))
+    hooks.run_hooks(config, "prestart", hook_state)
+    hooks.run_hooks(config, "createRuntime", hook_state)
+    # without the annotations, which may be larger than a message: the init has the config
+    bare = oci_state(state, CREATED)
+    bare.pop("annotations", None)
+    protocol.send_hooks_done(parent_sock, bare)
+    if lx.get("seccomp") and seccomp.notifies(lx["seccomp"]):
+        from pyruntime import seccomp_agent
 
-            seccomp_agent.forward_listener(parent_sock, lx["seccomp"], state.pid,
-                                           oci_state(state, CREATING))
-        sync.recv(parent_sock, "ready")
-        state.creating = False
-        cdir.save(state)
-        # Only now may the init wait for `start`: a runtime killed before this point closes
-        # the channel instead, and the init exits rather than wait forever.
-        sync.send(parent_sock, "created")
-    finally:
-        if stage is not None:
-            stage.close()
-        if console:
-            console.close()
+        seccomp_agent.forward_listener(parent_sock, lx["seccomp"], state.pid,
+                                       oci_state(state, CREATING))
+    protocol.recv_ready(parent_sock)
+    state.creating = False
+    cdir.save(state)
+    # Only now may the init wait for `start`: a runtime killed before this point closes
+    # the channel instead, and the init exits rather than wait forever.
+    protocol.send_created(parent_sock)
 
 
 def _make_cgroup(cgroup, lx: dict) -> bool:
@@ -221,28 +200,10 @@ def _refuse_frozen(cgroup) -> None:
 
 
 def _poststop_after_failure(state: ContainerState) -> None:
-    from pyruntime import hooks
+    from pyruntime import hooks, hostprocess
 
-    kill_and_wait(state.pid)
+    hostprocess.kill_and_wait(state.pid)
     hooks.run_hooks(state.config, "poststop", oci_state(state, STOPPED), fatal=False)
-
-
-def connect_console(path: str | None, terminal: bool):
-    if not terminal:
-        if path:
-            raise RuntimeUserError("--console-socket given but process.terminal is false")
-        return None
-    if not path:
-        raise RuntimeUserError("process.terminal is true: --console-socket is required")
-    import socket
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as e:
-        sock.close()
-        raise RuntimeUserError(f"--console-socket {path}: {e.strerror}") from None
-    return sock
 
 
 def check_pid_file_dir(path: str) -> None:
@@ -273,30 +234,6 @@ def _owner() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         return str(os.geteuid())
-
-
-def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
-    """SIGKILL `pid` and wait until it is gone (reaped, or a zombie nobody waits for)."""
-    start_time = process_start_time(pid)
-    if start_time is None:
-        _reap(pid)
-        return
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while process_start_time(pid) == start_time and time.monotonic() < deadline:
-        _reap(pid)
-        time.sleep(0.005)
-    _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 # -- start -----------------------------------------------------------------------------------
@@ -371,12 +308,14 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
             # namespace): `kill --all` still reaches them, as containerd expects of runc
             raise InvalidState("container not running")
         if all_processes and state.cgroup:
-            from pyruntime.cgroups import commands
+            from pyruntime.cgroups import processes
 
             # Frozen while signalled, so that a forking process cannot leave children behind.
-            commands.signal_all(_manager(state), sig)
+            processes.signal_all(_manager(state), sig)
         else:
-            _signal(state.pid, sig)
+            from pyruntime import hostprocess
+
+            hostprocess.signal_if_alive(state.pid, sig)
 
 
 def _live_members(state: ContainerState) -> bool:
@@ -385,16 +324,9 @@ def _live_members(state: ContainerState) -> bool:
     from pyruntime import cgroups
 
     try:
-        return bool(cgroups.CgroupManager.from_dict(state.cgroup).pids())
+        return bool(cgroups.saved_manager(state.cgroup).pids())
     except OSError:
         return False
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _container_pids(state: ContainerState) -> list[int]:
@@ -403,7 +335,7 @@ def _container_pids(state: ContainerState) -> list[int]:
     pids = set()
     if state.cgroup:
         try:
-            pids.update(cgroups.CgroupManager.from_dict(state.cgroup).pids())
+            pids.update(cgroups.saved_manager(state.cgroup).pids())
         except OSError:
             pass
     if state.pid and process_start_time(state.pid) == state.pid_start_time:
@@ -451,18 +383,22 @@ def destroy(cdir: ContainerDir, state: ContainerState, status: str) -> None:
 
 
 def _stop_everything(state: ContainerState) -> None:
+    from pyruntime import hostprocess
+
     pids = _container_pids(state)
     for pid in pids:
-        _signal(pid, signal.SIGKILL)
+        hostprocess.signal_if_alive(pid, signal.SIGKILL)
     _thaw(state)
     for pid in pids:
-        kill_and_wait(pid)
+        hostprocess.kill_and_wait(pid)
 
 
 def _kill_leftovers(state: ContainerState) -> None:
     """The init is gone, but without a PID namespace of their own its children may not be."""
+    from pyruntime import hostprocess
+
     for pid in _container_pids(state):
-        kill_and_wait(pid)
+        hostprocess.kill_and_wait(pid)
 
 
 def _thaw(state: ContainerState) -> None:
@@ -478,17 +414,14 @@ def _remove_cgroup(state: ContainerState) -> None:
 
 
 # -- run -------------------------------------------------------------------------------------
-FORWARDED_SIGNALS = [s for s in signal.Signals
-                     if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
-
-
 def run(root: str, container_id: str, bundle: str, *, detach: bool = False, keep: bool = False,
         config: dict | None = None, **create_opts) -> int:
     """create + start; in the foreground, wait for the container and return its exit code
     (128+signal if killed), then delete it (unless `keep`: it stays, stopped, with its cgroup,
     until `delete`), as `runc run` does. With process.terminal and no --console-socket, the
     foreground run proxies the container's pty to its own stdio."""
-    from pyruntime import linux, spec
+    from pyruntime import console, hostprocess, linux, spec
+    from pyruntime.rollback import Rollback
 
     if config is None:
         config = spec.load_config(os.path.abspath(bundle))
@@ -497,96 +430,24 @@ def run(root: str, container_id: str, bundle: str, *, detach: bool = False, keep
     if not detach:
         # The init is a grandchild: become its reaper so we can wait for it.
         linux.set_child_subreaper()
-    proxy = TerminalProxy(terminal_proxy)
-    try:
+    proxy = console.TerminalProxy(terminal_proxy)
+    with Rollback() as rollback:
+        rollback.defer("close the terminal proxy", proxy.close)
         state = create(root, container_id, bundle, console=proxy.theirs, config=config, **create_opts)
         master = proxy.receive()
-    finally:
-        proxy.close()
-    try:
+    with Rollback() as rollback:
+        rollback.push("delete the container", lambda: delete(root, container_id, force=True))
         start(root, container_id)
-    except BaseException:
-        delete(root, container_id, force=True)
-        raise
     if detach:
         return 0
+    # the end of a foreground run, not a rollback: a failing delete is the run's error
     try:
-        return wait_forwarding_signals(state.pid, master)
+        return hostprocess.wait_forwarding_signals(state.pid, master)
     finally:
         if master is not None:
             os.close(master)
         if not keep:
             delete(root, container_id, force=True)
-
-
-class TerminalProxy:
-    """A socketpair standing in for --console-socket when the runtime itself will proxy the
-    container's pty (foreground `run` or `exec` with a terminal)."""
-
-    def __init__(self, wanted: bool):
-        self.ours = self.theirs = None
-        if wanted:
-            import socket
-
-            self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-
-    def receive(self) -> int | None:
-        if self.ours is None:
-            return None
-        from pyruntime import console
-
-        master = console.receive_master(self.ours)
-        console.copy_window_size(master)
-        return master
-
-    def close(self) -> None:
-        for s in (self.ours, self.theirs):
-            if s is not None:
-                s.close()
-
-
-def _exit_code(status: int) -> int:
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-
-
-def wait_forwarding_signals(pid: int, master: int | None = None) -> int:
-    def forward(signum, _frame):
-        _signal(pid, signum)
-
-    previous = {}
-    for sig in FORWARDED_SIGNALS:
-        try:
-            previous[sig] = signal.signal(sig, forward)
-        except (OSError, ValueError):
-            pass
-    try:
-        if master is not None:
-            from pyruntime import console
-
-            return console.proxy_until_exit(master, pid, lambda: _reap_exit_code(pid))
-        while True:
-            try:
-                waited, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                return 255
-            if waited == pid:
-                return _exit_code(status)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _reap_exit_code(pid: int) -> int | None:
-    """Reap any exited child (we are a subreaper); the init's exit code once it is gone."""
-    while True:
-        try:
-            waited, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return 255
-        if waited == 0:
-            return None
-        if waited == pid:
-            return _exit_code(status)
 
 
 # -- cgroup commands -------------------------------------------------------------------------
@@ -597,7 +458,7 @@ def _manager(state: ContainerState):
         why = " (created with --cgroup-manager disabled)" \
             if state.extra.get("cgroupManager") == "disabled" else ""
         raise RuntimeUserError(f"container {state.id!r} has no cgroup{why}")
-    return cgroups.CgroupManager.from_dict(state.cgroup)
+    return cgroups.saved_manager(state.cgroup)
 
 
 def pause(root: str, container_id: str) -> None:
@@ -641,41 +502,16 @@ def container_cgroup(root: str, container_id: str, *, running_only: bool = True)
         return _manager(state)
 
 
-class PidNamespaceProcesses:
-    """The processes of a container that has no cgroup (rootless without a delegated one):
-    those in its init's PID namespace, or the init alone when it shares the host's."""
-
-    def __init__(self, init_pid: int):
-        self.init_pid = init_pid
-
-    def pids(self) -> list[int]:
-        if self.init_pid <= 0:
-            return []
-        try:
-            theirs = os.readlink(f"/proc/{self.init_pid}/ns/pid")
-        except OSError:
-            return []
-        if theirs == os.readlink("/proc/self/ns/pid"):
-            return [self.init_pid]
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.readlink(f"/proc/{entry}/ns/pid") == theirs:
-                        found.append(int(entry))
-                except OSError:
-                    continue   # gone meanwhile, or not ours to look at
-        return sorted(found)
-
-
 def container_processes(root: str, container_id: str):
     """What `ps` lists: the container's cgroup, or its PID namespace when it has no cgroup;
     nothing once it has stopped (runc prints an empty list then)."""
+    from pyruntime import hostprocess
+
     with ContainerDir(root, container_id).lock(shared=True) as cdir:
         state = cdir.load()
         if status_of(cdir, state) == STOPPED:
-            return PidNamespaceProcesses(0)
-        return _manager(state) if state.cgroup else PidNamespaceProcesses(state.pid)
+            return hostprocess.PidNamespaceProcesses(0)
+        return _manager(state) if state.cgroup else hostprocess.PidNamespaceProcesses(state.pid)
 
 
 # -- queries ---------------------------------------------------------------------------------

@@ -33,9 +33,9 @@ def process_state(seccomp: dict, pid: int, state: dict) -> dict:
 
 def forward_listener(sock: int, seccomp: dict, pid: int, state: dict) -> None:
     """Take the listener the init sends on the sync channel `sock` and give it to the agent."""
-    from pyruntime.init import sync
+    from pyruntime.init import protocol
 
-    _, listener = sync.recv_fd(sock, "seccomp-listener")
+    listener = protocol.recv_seccomp_listener(sock)
     try:
         send_to_agent(seccomp["listenerPath"], process_state(seccomp, pid, state), listener)
     finally:

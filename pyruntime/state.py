@@ -252,7 +252,7 @@ def _cgroup_frozen(cgroup: dict) -> bool:
     from pyruntime import cgroups
 
     try:
-        return cgroups.CgroupManager.from_dict(cgroup).is_frozen()
+        return cgroups.saved_manager(cgroup).is_frozen()
     except OSError:
         return False
 

@@ -1,31 +1,35 @@
 """Container cgroups: one manager interface over the v1, hybrid and v2 (unified) layouts.
 
-    mode = detect_mode()                       # "v1", "v2" or "hybrid"
     path = resolve_path(spec_cgroups_path, container_id)
-    mgr = open_manager(path)                   # no filesystem change yet
+    mgr = open_manager(path)                   # the driver for this host; no filesystem change yet
     mgr.create(spec["linux"].get("resources"))
     mgr.add_process(pid)
-    state["cgroup"] = mgr.to_dict()            # later: CgroupManager.from_dict(state["cgroup"])
+    state["cgroup"] = mgr.to_dict()            # later: saved_manager(state["cgroup"])
 
-Importing this package is cheap (no cgroupspy, no planning code): the hot CLI paths only read
-files through a manager rebuilt with from_dict().
+The package is where a driver is chosen, for the host (open_manager) or for what state.json
+recorded (saved_manager); the drivers and the interface (manager.CgroupManager) never import it
+back. Importing it is cheap (no cgroupspy, no planning code, no driver until one is asked for):
+the hot CLI paths only read files through a manager rebuilt by saved_manager().
 """
 
 from __future__ import annotations
 
-from .manager import CgroupManager
-from .mounts import DEFAULT_ROOT, detect_mode
 from .paths import DEFAULT_PARENT, resolve_path
 
-__all__ = ["CgroupManager", "DEFAULT_PARENT", "DEFAULT_ROOT", "detect_mode", "features",
-           "open_manager", "resolve_path"]
+__all__ = ["DEFAULT_PARENT", "features", "open_manager", "resolve_path", "saved_manager"]
 
 
-def open_manager(path: str, mode: str | None = None, root: str = DEFAULT_ROOT) -> CgroupManager:
-    """A manager for the cgroup at `path` (as returned by resolve_path) in the host's layout.
+def open_manager(path: str, mode: str | None = None, root: str | None = None):
+    """The manager (a manager.CgroupManager) of the cgroup at `path` (as resolve_path gives
+    it), by the driver for this host's layout.
 
-    `mode` overrides detection; `root` is where the hierarchies are mounted.
+    `mode` ("v1", "hybrid" or "v2") overrides detection; `root` is where the hierarchies are
+    mounted (files.DEFAULT_ROOT).
     """
+    from .files import DEFAULT_ROOT
+    from .mounts import detect_mode
+
+    root = root or DEFAULT_ROOT
     mode = mode or detect_mode(root)
     if mode == "v2":
         from .v2 import V2Manager
@@ -37,6 +41,22 @@ def open_manager(path: str, mode: str | None = None, root: str = DEFAULT_ROOT) -
         unified = f"{root.rstrip('/')}/unified" if mode == "hybrid" else None
         return V1Manager(path, unified_mount=unified, root=root)
     raise ValueError(f"unknown cgroup mode {mode!r}")
+
+
+def saved_manager(data: dict):
+    """Rebuild the manager.CgroupManager a driver's to_dict() saved, without scanning the host."""
+    mode = data.get("mode")
+    if mode == "v2":
+        from .v2 import V2Manager
+
+        return V2Manager(data["path"], root=data["root"])
+    if mode in ("v1", "hybrid"):
+        from .files import DEFAULT_ROOT
+        from .v1 import V1Manager
+
+        return V1Manager(data["path"], hierarchies=dict(data["hierarchies"]),
+                         unified_mount=data.get("unified"), root=data.get("root", DEFAULT_ROOT))
+    raise ValueError(f"unknown cgroup manager mode {mode!r}")
 
 
 def features() -> dict:

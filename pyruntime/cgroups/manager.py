@@ -1,137 +1,40 @@
-"""The driver-independent part of a cgroup manager.
+"""The cgroup manager interface: the operations every driver (v1, hybrid, v2) provides.
 
-A manager owns one cgroup path (the same in every hierarchy) and knows how to create it with
-resources applied, put processes in it, freeze it, read it and remove it. The drivers (v1,
-hybrid, v2) supply the hierarchy-specific steps. Reading state (pids, is_frozen, destroy,
-from_dict) is plain file access so that `state`, `kill` and `delete` stay cheap; applying
-resources imports the heavier planning code only when called.
+A manager owns one cgroup path (the same in every hierarchy). Like libcrun's table of cgroup
+operations, the interface is small and the same for each layout:
+
+    create(resources)        make the cgroup everywhere, resources applied (undone on failure)
+    undo_create()            remove what create() made, nothing the caller had made before
+    apply(resources)         write resources to the existing cgroup
+    update(stored, changes)  `runc update`: merge, apply, return the new set for state.json
+    add_process(pid, subs)   move a process in (or into sub-cgroups: exec --cgroup)
+    freeze() / thaw()        pause / resume; is_frozen(), stops_processes()
+    pids(), stats(), oom_count()
+    destroy()                remove the cgroup from every hierarchy
+    to_dict()                what state.json keeps (the package's saved_manager() reads it back)
+
+create, undo_create, apply, update and destroy are written here once over the driver steps
+(plan, check, make, execute). Which driver serves a host or a saved state is decided in the
+package (`open_manager`, `saved_manager`), so this module never imports a driver. Reading state
+(pids, is_frozen, destroy) is plain file access so that `state`, `kill` and `delete` stay cheap;
+applying resources imports the heavier planning code only when called.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import time
+from abc import ABC, abstractmethod
 
 from pyruntime.errors import RuntimeUserError
 
-# How long destroy() retries rmdir while the last processes of a cgroup are being reaped.
-DESTROY_TIMEOUT = 2.0
+from .files import remove_cgroup_dir, remove_made_dirs
+
 # How long freeze() waits for every task to reach the frozen state.
 FREEZE_TIMEOUT = 5.0
 
 
-def read_text(path: str) -> str | None:
-    """A cgroup file's content, or None if it does not exist."""
-    try:
-        with open(path) as f:
-            return f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def write_text(path: str, value: str) -> None:
-    """One write(2) of `value`: cgroup files act on each write, never on partial content."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
-def read_pids(directory: str, recursive: bool = True) -> list[int]:
-    """Process ids in a cgroup (and, by default, in its descendants)."""
-    found: list[int] = []
-    dirs = [directory]
-    while dirs:
-        d = dirs.pop()
-        text = read_text(os.path.join(d, "cgroup.procs"))
-        if text is None:
-            continue
-        found.extend(int(x) for x in text.split())
-        if recursive:
-            try:
-                dirs.extend(e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False))
-            except FileNotFoundError:
-                pass
-    return sorted(set(found))
-
-
-def remove_cgroup_dir(directory: str, timeout: float = DESTROY_TIMEOUT) -> None:
-    """rmdir a cgroup and its descendants, children first.
-
-    Already-gone directories are fine. EBUSY (tasks still exiting, or a dying memory cgroup)
-    is retried with a short backoff until `timeout`, then reported.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        try:
-            _remove_tree_once(directory)
-            return
-        except OSError as e:
-            if e.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() >= deadline:
-                raise RuntimeUserError(f"cannot remove cgroup {directory}: {e.strerror}"
-                                       + (" (processes still in it)" if e.errno == errno.EBUSY else "")) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-
-def _remove_tree_once(directory: str) -> None:
-    try:
-        children = [e.path for e in os.scandir(directory) if e.is_dir(follow_symlinks=False)]
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for child in children:
-        _remove_tree_once(child)
-    try:
-        os.rmdir(directory)
-    except FileNotFoundError:
-        pass
-
-
-def make_dirs(directory: str, made: list[str]) -> None:
-    """mkdir -p, recording each directory this call created (for rollback)."""
-    parent = os.path.dirname(directory.rstrip("/"))
-    if not os.path.isdir(parent):
-        make_dirs(parent, made)
-    try:
-        os.mkdir(directory, 0o755)
-        made.append(directory)
-    except FileExistsError:
-        pass
-
-
-def rollback(made: list[str]) -> None:
-    """Remove the directories a failed create() made, deepest first; never raise.
-
-    Only those directories, one rmdir each: a parent made here may meanwhile hold another
-    container's cgroup, which must survive (rmdir then fails and the parent stays).
-    """
-    for directory in reversed(made):
-        try:
-            os.rmdir(directory)
-        except OSError:
-            pass
-
-
-def write_error(field: str, filename: str, value, err: OSError) -> RuntimeUserError:
-    """A user-facing error for a cgroup write the kernel refused."""
-    reasons = {
-        errno.EINVAL: "the kernel rejected the value",
-        errno.EBUSY: "the cgroup is using more than that (or the value is in use)",
-        errno.ENOENT: "this host's kernel or controller does not provide it",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.ENOSPC: "no such CPU or memory node, or the limit conflicts with a parent cgroup",
-        errno.ERANGE: "the value is out of range",
-    }
-    reason = reasons.get(err.errno, err.strerror or str(err))
-    return RuntimeUserError(f"{field}: cannot write {str(value).strip()!r} to {filename}: {reason}")
-
-
-class CgroupManager:
-    """Common interface of the cgroup drivers; see v1.V1Manager and v2.V2Manager."""
+class CgroupManager(ABC):
+    """The operations of a cgroup driver; see v1.V1Manager and v2.V2Manager."""
 
     mode = ""
     path = ""
@@ -154,7 +57,7 @@ class CgroupManager:
             self._make(made, plan)
             self._execute(plan)
         except BaseException:
-            rollback(made)
+            remove_made_dirs(made)
             raise
         self.made = made
 
@@ -204,69 +107,67 @@ class CgroupManager:
         if failed:
             raise RuntimeUserError("; ".join(failed))
 
-    # -- driver hooks ------------------------------------------------------------------
+    # -- what each driver provides -----------------------------------------------------
+    @abstractmethod
     def directories(self) -> list[str]:
         """Every directory of this cgroup, one per hierarchy."""
-        raise NotImplementedError
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.directories())
 
+    # the steps of create() and apply()
+    @abstractmethod
     def _plan(self, resources, with_devices):
-        raise NotImplementedError
+        """What to write for `resources`, built before anything is touched."""
 
+    @abstractmethod
     def _check_available(self, plan) -> None:
-        raise NotImplementedError
+        """Refuse (NotSupported) a plan that needs a controller this host lacks."""
 
+    @abstractmethod
     def _make(self, made: list[str], plan) -> None:
-        raise NotImplementedError
+        """Make the directories (recorded in `made`) and enable what the plan needs."""
 
+    @abstractmethod
     def _execute(self, plan) -> None:
-        raise NotImplementedError
+        """Write the plan to the cgroup files."""
 
+    # processes, freezing, reading
+    @abstractmethod
     def add_process(self, pid: int, subs: dict[str, str] | None = None) -> None:
         """Move `pid` into the cgroup, or with `subs` (subcgroups.parse) into sub-cgroups."""
-        raise NotImplementedError
 
+    @abstractmethod
     def pids(self) -> list[int]:
-        raise NotImplementedError
+        """The processes in the cgroup and its descendants."""
 
+    @abstractmethod
     def freeze(self) -> None:
-        raise NotImplementedError
+        """Freeze every task, waiting up to FREEZE_TIMEOUT for them to stop."""
 
+    @abstractmethod
     def thaw(self) -> None:
-        raise NotImplementedError
+        """Let the tasks run again."""
 
+    @abstractmethod
     def is_frozen(self) -> bool:
-        raise NotImplementedError
+        """The cgroup itself was frozen (by freeze())."""
 
+    @abstractmethod
     def stops_processes(self) -> bool:
         """A process put in this cgroup would be frozen (by it or by an ancestor)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stats(self) -> dict:
-        raise NotImplementedError
+        """The `events --stats` data (runc's shape)."""
 
+    @abstractmethod
     def oom_count(self) -> int:
-        raise NotImplementedError
+        """The kernel's count of OOM kills in the cgroup."""
 
+    @abstractmethod
     def to_dict(self) -> dict:
-        raise NotImplementedError
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CgroupManager":
-        """Rebuild the manager saved by to_dict() without scanning the host."""
-        mode = data.get("mode")
-        if mode == "v2":
-            from .v2 import V2Manager
-
-            return V2Manager(data["path"], root=data["root"])
-        if mode in ("v1", "hybrid"):
-            from .v1 import V1Manager
-
-            return V1Manager(data["path"], hierarchies=dict(data["hierarchies"]),
-                             unified_mount=data.get("unified"), root=data.get("root", "/sys/fs/cgroup"))
-        raise ValueError(f"unknown cgroup manager mode {mode!r}")
+        """JSON-safe record for state.json, enough to rebuild the manager without scanning the host."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.mode} {self.path}>"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-DEFAULT_ROOT = "/sys/fs/cgroup"
+from .files import DEFAULT_ROOT
 
 
 def detect_mode(root: str = DEFAULT_ROOT) -> str:

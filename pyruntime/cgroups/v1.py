@@ -16,9 +16,8 @@ import time
 from pyruntime.errors import NotSupported, RuntimeUserError
 
 from . import paths
-from .manager import (FREEZE_TIMEOUT, CgroupManager, make_dirs, read_pids, read_text, write_error,
-                      write_text)
-from .mounts import DEFAULT_ROOT
+from .files import DEFAULT_ROOT, make_dirs, read_pids, read_text, write_error, write_text
+from .manager import FREEZE_TIMEOUT, CgroupManager
 
 # Hierarchy used to list processes, in order of preference (all hold the same tasks).
 _PIDS_SOURCES = ("pids", "freezer", "memory", "devices", "cpu", "cpuacct", "cpuset", "blkio")

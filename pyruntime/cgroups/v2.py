@@ -14,9 +14,8 @@ import time
 from pyruntime.errors import NotSupported, RuntimeUserError
 
 from . import paths
-from .manager import (FREEZE_TIMEOUT, CgroupManager, make_dirs, read_pids, read_text, write_error,
-                      write_text)
-from .mounts import DEFAULT_ROOT, read_controllers
+from .files import DEFAULT_ROOT, make_dirs, read_pids, read_text, write_error, write_text
+from .manager import FREEZE_TIMEOUT, CgroupManager
 
 
 class V2Manager(CgroupManager):
@@ -45,6 +44,8 @@ class V2Manager(CgroupManager):
         self.check_controllers(ops)
 
     def check_controllers(self, ops) -> None:
+        from .mounts import read_controllers
+
         available = set(read_controllers(self.root))
         for op in ops:
             if op.controller != "cgroup" and op.controller not in available:
@@ -52,6 +53,8 @@ class V2Manager(CgroupManager):
                                    f"unified hierarchy of this host (available: {', '.join(sorted(available)) or 'none'})")
 
     def _make(self, made: list[str], plan) -> None:
+        from .mounts import read_controllers
+
         make_dirs(self.dir, made)
         needed = {op.controller for op in plan[0]} - {"cgroup"}
         wanted = read_controllers(self.root) if self.enable_all else sorted(needed)

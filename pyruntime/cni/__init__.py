@@ -1,1 +1,2 @@
-"""CNI protocol side of the bridge plugin: environment and stdin parsing, versions, results."""
+"""The CNI protocol: env and stdin of a plugin call, versions, results, the error, running a
+plugin, and the conflist runner (the runtime side)."""

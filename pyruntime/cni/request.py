@@ -6,7 +6,7 @@ import re
 
 from pyruntime import jsondoc
 from pyruntime.cni.errors import DECODE_FAILURE, INVALID_CONFIG, INVALID_ENV, CniError
-from pyruntime.cni.record import Record
+from pyruntime.record import Record
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
 

@@ -6,7 +6,7 @@ import ipaddress
 
 from pyruntime.cni import version as cniver
 from pyruntime.cni.errors import DECODE_FAILURE, CniError
-from pyruntime.cni.record import Record
+from pyruntime.record import Record
 
 
 class Interface(Record):

@@ -14,33 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 
 from pyruntime import jsondoc
-from pyruntime.cni import plugin_name
-from pyruntime.errors import RuntimeUserError
+from pyruntime.cni import invoke, plugin_name
+from pyruntime.cni.errors import DECODE_FAILURE, INVALID_CONFIG, IO_FAILURE, NO_CODE, CniError
 
 DEFAULT_CNI_PATH = ("/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni")
 DEFAULT_CACHE_DIR = "/var/lib/pyruntime/cni/results"
 DEFAULT_PLUGIN_TIMEOUT = 20.0
 # Plugins call iptables, ip, modprobe...: they need a PATH even when the hook got none.
 SANE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# Error codes of the specification that a runtime may produce itself.
-ERR_INVALID_CONFIG = 7
-ERR_IO = 5
-
-
-class CNIError(RuntimeUserError):
-    """A network configuration or a plugin failed; the message names the plugin and its msg."""
-
-    def __init__(self, message: str, code: int = 0, plugin: str | None = None, details: str = ""):
-        super().__init__(message)
-        self.code = code
-        self.plugin = plugin
-        self.details = details
-
 
 # -- network configuration lists -------------------------------------------------------------
 def parse_conflist(data: dict | str | bytes, source: str = "network configuration") -> dict:
@@ -52,22 +36,22 @@ def parse_conflist(data: dict | str | bytes, source: str = "network configuratio
         else:
             jsondoc.check(data)     # a deep list would fail later, in json.dumps for a plugin
     except jsondoc.JsonDocError as e:
-        raise CNIError(f"{source}: {e}", ERR_INVALID_CONFIG) from None
+        raise CniError(INVALID_CONFIG, f"{source}: {e}") from None
     if not isinstance(data, dict):
-        raise CNIError(f"{source}: expected a JSON object", ERR_INVALID_CONFIG)
+        raise CniError(INVALID_CONFIG, f"{source}: expected a JSON object")
     if "plugins" not in data and "type" in data:
         single = dict(data)
         data = {"cniVersion": single.pop("cniVersion", None), "name": single.pop("name", None),
                 "plugins": [single]}
     for key in ("cniVersion", "name"):
         if not isinstance(data.get(key), str) or not data[key]:
-            raise CNIError(f"{source}: {key!r} must be a non-empty string", ERR_INVALID_CONFIG)
+            raise CniError(INVALID_CONFIG, f"{source}: {key!r} must be a non-empty string")
     plugins = data.get("plugins")
     if not isinstance(plugins, list) or not plugins:
-        raise CNIError(f"{source}: 'plugins' must be a non-empty list", ERR_INVALID_CONFIG)
+        raise CniError(INVALID_CONFIG, f"{source}: 'plugins' must be a non-empty list")
     for index, plugin in enumerate(plugins):
         if not isinstance(plugin, dict) or not isinstance(plugin.get("type"), str) or not plugin["type"]:
-            raise CNIError(f"{source}: plugins[{index}] needs a 'type'", ERR_INVALID_CONFIG)
+            raise CniError(INVALID_CONFIG, f"{source}: plugins[{index}] needs a 'type'")
         check_plugin_name(plugin["type"], f"{source}: plugins[{index}].type")
         # the plugin runs its IPAM plugin itself, but not every plugin checks the name first
         ipam = plugin.get("ipam")
@@ -79,8 +63,7 @@ def parse_conflist(data: dict | str | bytes, source: str = "network configuratio
 def check_plugin_name(name, where: str) -> None:
     why = plugin_name.problem(name)
     if why:
-        raise CNIError(f"{where}: {plugin_name.INVALID}: {name!r}: {why}", ERR_INVALID_CONFIG,
-                       details=why)
+        raise CniError(INVALID_CONFIG, f"{where}: {plugin_name.INVALID}: {name!r}", why)
 
 
 def load_conflist(path: str) -> dict:
@@ -88,9 +71,9 @@ def load_conflist(path: str) -> dict:
         with open(path, "rb") as f:
             return parse_conflist(jsondoc.read_limited(f), path)
     except jsondoc.JsonDocError as e:
-        raise CNIError(f"{path}: {e}", ERR_INVALID_CONFIG) from None
+        raise CniError(INVALID_CONFIG, f"{path}: {e}") from None
     except OSError as e:
-        raise CNIError(f"{path}: {e.strerror}", ERR_IO) from None
+        raise CniError(IO_FAILURE, f"{path}: {e.strerror}") from None
 
 
 # -- what each plugin receives (pure) --------------------------------------------------------
@@ -143,66 +126,39 @@ def find_plugin(plugin_type: str, cni_path: list[str]) -> str:
     """The executable called `plugin_type` in a CNI_PATH directory. Checked here, not only
     when a list is parsed: DEL runs the list cached on disk at ADD time."""
     check_plugin_name(plugin_type, "CNI plugin")
-    for directory in cni_path:
-        candidate = os.path.join(directory, plugin_type)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    raise CNIError(f"CNI plugin {plugin_type!r} not found in {os.pathsep.join(cni_path)}",
-                   ERR_IO, plugin_type)
-
-
-def _die_with_parent() -> None:
-    # A hook killed by its timeout must not leave a plugin working on behind its back: the
-    # runtime's rollback (poststop DEL) would race with it.
-    from pyruntime import linux
-
-    linux.set_pdeathsig(signal.SIGKILL)
-    os.setpgid(0, 0)
+    found = invoke.find(plugin_type, cni_path)
+    if found is None:
+        raise CniError(IO_FAILURE, f"CNI plugin {plugin_type!r} not found in {os.pathsep.join(cni_path)}",
+                       plugin=plugin_type)
+    return found
 
 
 def exec_plugin(path: str, command: str, env: dict[str, str], conf: dict, timeout: float) -> dict | None:
-    """Run one plugin; its parsed stdout, or CNIError with the plugin's own error message."""
+    """Run one plugin; its parsed stdout, or CniError with the plugin's own error message."""
     plugin = os.path.basename(path)
     try:
-        proc = subprocess.Popen([path], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, close_fds=True, cwd="/",
-                                preexec_fn=_die_with_parent)
+        outcome = invoke.run(path, env, json.dumps(conf).encode(), timeout, tied_to_caller=True)
     except OSError as e:
-        raise CNIError(f"CNI plugin {plugin} could not be run: {e.strerror}", ERR_IO, plugin) from None
-    try:
-        out, err = proc.communicate(json.dumps(conf).encode(), timeout=timeout)
+        raise CniError(IO_FAILURE, f"CNI plugin {plugin} could not be run: {e.strerror}", plugin=plugin) from None
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise CNIError(f"CNI plugin {plugin} {command} timed out after {timeout:g}s",
-                       ERR_IO, plugin) from None
-    return _parse_output(plugin, command, proc.returncode, out, err)
+        raise CniError(IO_FAILURE, f"CNI plugin {plugin} {command} timed out after {timeout:g}s",
+                       plugin=plugin) from None
+    return _answer(plugin, command, outcome)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.communicate()
-
-
-def _parse_output(plugin: str, command: str, returncode: int, out: bytes, err: bytes) -> dict | None:
-    text = out.decode(errors="replace").strip()
-    doc = None
-    if text:
-        try:
-            doc = jsondoc.loads(text)
-        except jsondoc.JsonDocError:
-            doc = None
-    if returncode != 0:
+def _answer(plugin: str, command: str, outcome: invoke.Outcome) -> dict | None:
+    doc = outcome.doc
+    text = outcome.stdout.decode(errors="replace")
+    if outcome.returncode != 0:
         if isinstance(doc, dict) and "msg" in doc:
-            raise CNIError(format_plugin_error(plugin, command, doc), int(doc.get("code") or 0),
-                           plugin, str(doc.get("details") or ""))
-        detail = (err.decode(errors="replace").strip() or text or f"exit status {returncode}")
-        raise CNIError(f"CNI plugin {plugin} {command} failed: {detail}", 0, plugin)
+            raise CniError(int(doc.get("code") or 0), format_plugin_error(plugin, command, doc),
+                           plugin=plugin)
+        detail = (outcome.stderr.decode(errors="replace").strip() or text
+                  or f"exit status {outcome.returncode}")
+        raise CniError(NO_CODE, f"CNI plugin {plugin} {command} failed: {detail}", plugin=plugin)
     if text and not isinstance(doc, dict):
-        raise CNIError(f"CNI plugin {plugin} {command} printed something that is not a JSON "
-                       f"object: {text[:200]}", 6, plugin)
+        raise CniError(DECODE_FAILURE, f"CNI plugin {plugin} {command} printed something that is "
+                       f"not a JSON object: {text[:200]}", plugin=plugin)
     return doc
 
 
@@ -262,7 +218,7 @@ class CNIRuntime:
                 result = self._invoke("ADD", conflist, plugin, container_id, netns, ifname,
                                       args, result, capability_args)
             if result is None:
-                raise CNIError(f"network {conflist['name']}: the last plugin returned no result")
+                raise CniError(NO_CODE, f"network {conflist['name']}: the last plugin returned no result")
             self._write_cache(conflist["name"], container_id, ifname, {
                 "kind": "cniCacheV1", "containerId": container_id, "ifName": ifname,
                 "networkName": conflist["name"], "netns": netns, "cniArgs": args,
@@ -276,7 +232,7 @@ class CNIRuntime:
         try:
             self.delete(conflist, container_id, netns, ifname, args, capability_args,
                         prev_result=result)
-        except CNIError as e:
+        except CniError as e:
             self.log(f"rollback of network {conflist['name']}: {e}")
 
     def delete(self, conflist: dict | None, container_id: str, netns: str, ifname: str = "eth0",
@@ -287,7 +243,7 @@ class CNIRuntime:
         and the first failure is raised at the end. The cache goes once all succeeded."""
         name = network or (conflist or {}).get("name")
         if name is None:
-            raise CNIError("DEL needs a network configuration or a network name")
+            raise CniError(NO_CODE, "DEL needs a network configuration or a network name")
         cache = self.cached(name, container_id, ifname)
         if cache is not None:
             conflist = cache.get("config") or conflist
@@ -300,12 +256,12 @@ class CNIRuntime:
             return
         if netns and not os.path.exists(netns):
             netns = ""  # the specification allows an empty CNI_NETNS on DEL
-        first_error: CNIError | None = None
+        first_error: CniError | None = None
         for plugin in reversed(conflist["plugins"]):
             try:
                 self._invoke("DEL", conflist, plugin, container_id, netns, ifname, args,
                              prev_result, capability_args)
-            except CNIError as e:
+            except CniError as e:
                 self.log(str(e))
                 first_error = first_error or e
         if first_error is not None:
@@ -316,7 +272,7 @@ class CNIRuntime:
               args: str = "") -> None:
         cache = self.cached(conflist["name"], container_id, ifname)
         if cache is None:
-            raise CNIError(f"CHECK {conflist['name']}: no cached result for {container_id}/{ifname}")
+            raise CniError(NO_CODE, f"CHECK {conflist['name']}: no cached result for {container_id}/{ifname}")
         for plugin in conflist["plugins"]:
             self._invoke("CHECK", conflist, plugin, container_id, netns, ifname, args,
                          cache.get("result"), cache.get("capabilityArgs"))

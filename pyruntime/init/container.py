@@ -20,7 +20,7 @@ import os
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
-from pyruntime.init import sync
+from pyruntime.init import protocol
 
 # Namespaces joined first: the user namespace decides what the others may do.
 JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "mount", "cgroup", "time"]
@@ -88,7 +88,7 @@ def _fail(sock, exc: BaseException) -> None:
             message = exc.args[-1]
     else:
         message = f"{type(exc).__name__}: {exc}"
-    sync.send_error(sock, message)
+    protocol.send_error(sock, message)
 
 
 def stage1(opts: InitOptions, sock) -> None:
@@ -97,7 +97,7 @@ def stage1(opts: InitOptions, sock) -> None:
     try:
         # exec.fifo is opened through it once the container's root is all the init can see
         opts.state_dir_fd = os.open(opts.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        sync.recv(sock, "cgroup-ready")
+        protocol.recv_cgroup_ready(sock)
         plan = NamespacePlan.from_config(opts.config)
         if "mount" in plan.new_types and binds_detached_first(opts.config, plan):
             from pyruntime.init.rootfs import detach_bind_sources
@@ -108,8 +108,8 @@ def stage1(opts: InitOptions, sock) -> None:
             join_namespace(kind, path)
         if plan.new_user:
             linux.unshare(linux.CLONE_NEWUSER)
-            sync.send(sock, "userns")
-            sync.recv(sock, "userns-mapped")
+            protocol.send_userns(sock)
+            protocol.recv_userns_mapped(sock)
             become_root_if_mapped(opts.config)
         if plan.new_flags:
             linux.unshare(plan.new_flags)
@@ -118,7 +118,7 @@ def stage1(opts: InitOptions, sock) -> None:
         pid = os.fork()
         if pid == 0:
             stage2(opts, sock, plan)
-        sync.send(sock, "init-pid", pid=pid)
+        protocol.send_init_pid(sock, pid)
         code = 0
     except BaseException as e:  # report everything: the runtime turns it into the error
         _fail(sock, e)
@@ -135,35 +135,41 @@ def binds_detached_first(config: dict, plan: NamespacePlan) -> bool:
         return False
     if plan.new_user or any(kind == "user" for kind, _ in plan.join):
         return True
-    from pyruntime.init.rootfs import is_idmapped
+    from pyruntime.init.mountplan import is_idmapped
 
     return any(is_idmapped(m) for m in config.get("mounts") or [])
 
 
-def join_namespace(kind: str, path: str) -> None:
+def join_namespace(kind: str, path: str, kernel=None) -> None:
+    if kernel is None:
+        from pyruntime.init.kernel import KERNEL as kernel
+
     flag, _ = linux.NAMESPACES[kind]
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = kernel.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise RuntimeUserError(f"linux.namespaces: cannot open {kind} namespace {path}: {e.strerror}") from None
     try:
-        linux.setns(fd, flag)
+        kernel.setns(fd, flag)
     except OSError as e:
         raise RuntimeUserError(f"linux.namespaces: cannot join {kind} namespace {path}: {e.strerror}") from None
     finally:
-        os.close(fd)
+        kernel.close(fd)
 
 
-def become_root_if_mapped(config: dict) -> None:
+def become_root_if_mapped(config: dict, kernel=None) -> None:
+    if kernel is None:
+        from pyruntime.init.kernel import KERNEL as kernel
+
     lx = config.get("linux") or {}
 
     def maps_zero(mappings):
         return any(m["containerID"] <= 0 < m["containerID"] + m["size"] for m in mappings or [])
 
     if maps_zero(lx.get("gidMappings")):
-        os.setresgid(0, 0, 0)
+        kernel.setresgid(0, 0, 0)
     if maps_zero(lx.get("uidMappings")):
-        os.setresuid(0, 0, 0)
+        kernel.setresuid(0, 0, 0)
 
 
 def write_time_offsets(offsets: dict) -> None:
@@ -235,7 +241,7 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     process = config.get("process") or {}
     # Stage 1 and we share the socket: wait until the runtime has stage 1's report of our pid,
     # so that our messages can never overtake it.
-    sync.recv(sock, "init-go")
+    protocol.recv_init_go(sock)
     os.setsid()
     os.umask(0)
     if "network" in plan.new_types:
@@ -244,22 +250,23 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     # podman) mknod is not allowed: devices are bound from the host instead
     in_userns = plan.new_user or any(k == "user" for k, _ in plan.join) or not in_initial_userns()
     rootfs = RootfsBuilder(config, opts.bundle, in_userns=in_userns,
-                           cgroupns="cgroup" in plan.new_types, bind_trees=opts.bind_trees)
+                           cgroupns="cgroup" in plan.new_types, bind_trees=opts.bind_trees,
+                           no_pivot=opts.no_pivot)
     # Without a mount namespace of its own (none, or one joined by path) the container keeps
     # the mounts and the root it is given: nothing of the rootfs set-up may touch them.
     own_mounts = "mount" in plan.new_types
     if own_mounts:
         rootfs.prepare()
     # The runtime runs prestart and createRuntime hooks now that our namespaces exist.
-    sync.send(sock, "hooks")
-    hook_state = sync.recv(sock, "hooks-done")["state"]
+    protocol.send_hooks(sock)
+    hook_state = protocol.recv_hooks_done(sock)
     if config.get("annotations"):
         hook_state["annotations"] = config["annotations"]   # kept out of the message (size)
     hooks.run_hooks(config, "createContainer", hook_state)
     seccomp_filter = opts.seccomp_filter(channel=sock)
     preload_modules(config, seccomp_filter)
     if own_mounts:
-        rootfs.pivot(opts.no_pivot)
+        rootfs.pivot()
     if process.get("terminal"):
         proc.setup_terminal(opts.console_sock, process.get("consoleSize"),
                             bind_console=rootfs.bind_console if own_mounts else None,
@@ -293,10 +300,10 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     if opts.console_sock is not None:
         keep.add(opts.console_sock)
     proc.close_fds_from(3 + opts.preserve_fds, keep)
-    sync.send(sock, "ready")
+    protocol.send_ready(sock)
     # The runtime has saved the container as created: until then a runtime that died would
     # leave us waiting for a `start` that no one can send (the channel's EOF ends us instead).
-    sync.recv(sock, "created")
+    protocol.recv_created(sock)
     os.close(sock)
 
 

@@ -19,7 +19,7 @@ import os
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
-from pyruntime.init import sync
+from pyruntime.init import protocol
 from pyruntime.init import process as proc
 from pyruntime.init import seccomp
 from pyruntime.init.container import JOIN_ORDER, _fail, preload_modules
@@ -54,7 +54,7 @@ def stage1(opts: ExecOptions, sock) -> None:
     code = 1
     try:
         linux.prctl(proc.PR_SET_DUMPABLE, 0)
-        sync.recv(sock, "cgroup-ready")
+        protocol.recv_cgroup_ready(sock)
         # Nothing of the host's filesystem can be imported once the mount namespace is joined.
         seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program)
         preload_modules({"process": opts.process, "linux": opts.config.get("linux") or {}},
@@ -73,7 +73,7 @@ def stage1(opts: ExecOptions, sock) -> None:
         pid = os.fork()
         if pid == 0:
             stage2(opts, sock)
-        sync.send(sock, "exec-pid", pid=pid)
+        protocol.send_exec_pid(sock, pid)
         code = 0
     except BaseException as e:
         _fail(sock, e)
@@ -85,7 +85,7 @@ def stage2(opts: ExecOptions, sock) -> None:
     from pyruntime import log
 
     try:
-        sync.recv(sock, "exec-go")  # see container.prepare_and_wait: never overtake stage 1
+        protocol.recv_exec_go(sock)  # see container.prepare_and_wait: never overtake stage 1
         process = opts.process
         os.setsid()
         if process.get("terminal"):
@@ -106,7 +106,7 @@ def stage2(opts: ExecOptions, sock) -> None:
         seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program, channel=sock)
         executable = proc.become(process, seccomp_filter, log.warn, undumpable=True)
         proc.close_fds_from(3 + opts.preserve_fds, {sock})
-        sync.send(sock, "exec")
+        protocol.send_exec(sock)
         proc.exec_program(executable, process, seccomp_filter)
     except BaseException as e:
         _fail(sock, e)

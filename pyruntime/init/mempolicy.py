@@ -53,19 +53,22 @@ def nodemask(nodes: set[int]) -> bytes:
     return bits.to_bytes(words * 8, "little")
 
 
-def apply(policy: dict | None) -> None:
-    """Set `linux.memoryPolicy` (already validated) on this thread."""
+def apply(policy: dict | None, kernel=None) -> None:
+    """Set `linux.memoryPolicy` (already validated) on this thread, through `kernel` (an
+    init/kernel.py Kernel, the real one if not given)."""
     if not policy:
         return
-    from pyruntime import linux
     from pyruntime.errors import RuntimeUserError
+
+    if kernel is None:
+        from pyruntime.init.kernel import KERNEL as kernel
 
     mode = MODES[policy["mode"]]
     for flag in policy.get("flags") or []:
         mode |= FLAGS[flag]
     nodes = parse_nodes(policy.get("nodes") or "")
     try:
-        linux.set_mempolicy(mode, nodemask(nodes))
+        kernel.set_mempolicy(mode, nodemask(nodes))
     except OSError as e:
         import errno
         import os

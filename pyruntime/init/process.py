@@ -9,6 +9,7 @@ import resource
 
 from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
+from pyruntime.init.kernel import KERNEL, Kernel
 
 CAPABILITIES = [
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
@@ -50,9 +51,10 @@ def cap_mask(names: list[str], available: int, warn) -> int:
 
 
 class CapabilitySets:
-    def __init__(self, caps: dict[str, list[str]] | None, warn):
-        _, permitted, _ = linux.capget()
-        bounding_now = sum(1 << c for c in range(last_cap() + 1) if _in_bounding(c))
+    def __init__(self, caps: dict[str, list[str]] | None, warn, kernel: Kernel = KERNEL):
+        self.kernel = kernel
+        _, permitted, _ = kernel.capget()
+        bounding_now = sum(1 << c for c in range(last_cap() + 1) if _in_bounding(kernel, c))
         available = permitted & bounding_now
         caps = caps or {}
         self.bounding = cap_mask(caps.get("bounding", []), available, warn)
@@ -63,15 +65,15 @@ class CapabilitySets:
 
     def drop_bounding(self) -> None:
         for cap in range(last_cap() + 1):
-            if not self.bounding >> cap & 1 and _in_bounding(cap):
-                linux.prctl(linux.PR_CAPBSET_DROP, cap)
+            if not self.bounding >> cap & 1 and _in_bounding(self.kernel, cap):
+                self.kernel.prctl(linux.PR_CAPBSET_DROP, cap)
 
     def apply(self) -> None:
-        linux.capset(self.effective, self.permitted, self.inheritable)
+        self.kernel.capset(self.effective, self.permitted, self.inheritable)
         for cap in range(last_cap() + 1):
             if self.ambient >> cap & 1:
                 try:
-                    linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, cap)
+                    self.kernel.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, cap)
                 except PermissionError:
                     # The kernel only raises ambient caps that are also inheritable; runc's
                     # default spec asks for ambient ones without that, and runc goes on.
@@ -80,9 +82,9 @@ class CapabilitySets:
                     log.debug(f"ambient capability {CAPABILITIES[cap]} not raised: not inheritable")
 
 
-def _in_bounding(cap: int) -> bool:
+def _in_bounding(kernel: Kernel, cap: int) -> bool:
     try:
-        return linux.prctl(linux.PR_CAPBSET_READ, cap) == 1
+        return kernel.prctl(linux.PR_CAPBSET_READ, cap) == 1
     except OSError:
         return False
 
@@ -116,38 +118,38 @@ def apply_rlimits(rlimits: list[dict]) -> None:
                 f"hard={rl['hard']}: {getattr(e, 'strerror', None) or e}") from None
 
 
-def switch_user(user: dict, caps: CapabilitySets | None) -> None:
+def switch_user(user: dict, caps: CapabilitySets | None, kernel: Kernel = KERNEL) -> None:
     """setgroups/setgid/setuid, keeping the permitted capabilities across the uid change so the
     configured sets can then be applied (effective is cleared by the kernel on setuid)."""
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     if caps is not None:
-        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+        kernel.prctl(linux.PR_SET_KEEPCAPS, 1)
     try:
         groups = list(user.get("additionalGids") or [])
         try:
-            os.setgroups(groups)
+            kernel.setgroups(groups)
         except PermissionError:
             # Inside a user namespace with setgroups denied only an empty list is accepted.
             if groups:
                 raise
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
+        kernel.setresgid(gid, gid, gid)
+        kernel.setresuid(uid, uid, uid)
     except OSError as e:
         raise RuntimeUserError(f"process.user: cannot switch to uid {uid} gid {gid}: {e.strerror}") from None
     if caps is not None:
-        linux.prctl(linux.PR_SET_KEEPCAPS, 0)
+        kernel.prctl(linux.PR_SET_KEEPCAPS, 0)
 
 
 PR_SET_DUMPABLE = 4
 
 
-def set_io_priority(process: dict) -> None:
+def set_io_priority(process: dict, kernel: Kernel = KERNEL) -> None:
     """process.ioPriority, while the capabilities an RT class needs are still there."""
     wanted = process.get("ioPriority")
     if not wanted:
         return
     try:
-        linux.ioprio_set(linux.IOPRIO_CLASSES[wanted["class"]], wanted.get("priority", 0))
+        kernel.ioprio_set(linux.IOPRIO_CLASSES[wanted["class"]], wanted.get("priority", 0))
     except OSError as e:
         raise RuntimeUserError(f"process.ioPriority: cannot set {wanted['class']} "
                                f"{wanted.get('priority', 0)}: {e.strerror}") from None
@@ -159,7 +161,8 @@ def set_oom_score_adj(process: dict) -> None:
             f.write(str(process["oomScoreAdj"]))
 
 
-def become(process: dict, seccomp_filter, warn, undumpable: bool = False) -> str:
+def become(process: dict, seccomp_filter, warn, undumpable: bool = False,
+           kernel: Kernel = KERNEL) -> str:
     """Turn this (root, fully capable) process into the configured one, short of exec:
     capabilities, user, no_new_privs, umask and cwd, in the order that keeps each step
     possible. Returns the program to exec (looked up now, so a missing one fails early).
@@ -167,31 +170,31 @@ def become(process: dict, seccomp_filter, warn, undumpable: bool = False) -> str
     `undumpable`: stay non-dumpable across the uid change (for processes that entered an
     existing container and must stay out of its reach until exec).
     """
-    caps = CapabilitySets(process.get("capabilities"), warn)
+    caps = CapabilitySets(process.get("capabilities"), warn, kernel)
     no_new_privs = bool(process.get("noNewPrivileges"))
     load_seccomp_at("privileged", seccomp_filter, process)
     caps.drop_bounding()
     user = process.get("user") or {}
-    give_stdio_pipes(user.get("uid", 0), user.get("gid", 0))
+    give_stdio_pipes(user.get("uid", 0), user.get("gid", 0), kernel)
     cwd = process.get("cwd") or "/"
     # runc's order: the cwd is entered with the runtime's privileges, which may reach a
     # directory the user could not; only where those do not suffice (a rootless runtime is
     # not the container's user) is it entered again as the user.
-    entered = enter_cwd(cwd, denied_ok=True)
-    switch_user(user, caps)
+    entered = enter_cwd(cwd, denied_ok=True, kernel=kernel)
+    switch_user(user, caps, kernel)
     if undumpable:
-        linux.prctl(PR_SET_DUMPABLE, 0)  # a uid change may reset the flag (fs.suid_dumpable)
+        kernel.prctl(PR_SET_DUMPABLE, 0)  # a uid change may reset the flag (fs.suid_dumpable)
     caps.apply()
     if no_new_privs:
-        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        kernel.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     load_seccomp_at("no-new-privs", seccomp_filter, process)
-    os.umask(user.get("umask", 0o022))
+    kernel.umask(user.get("umask", 0o022))
     if not entered:
-        enter_cwd(cwd)
+        enter_cwd(cwd, kernel=kernel)
     return find_executable(process["args"][0], process.get("env") or [], cwd)
 
 
-def give_stdio_pipes(uid: int, gid: int) -> None:
+def give_stdio_pipes(uid: int, gid: int, kernel: Kernel = KERNEL) -> None:
     """Stdio that are pipes become the process's user's (as crun does): a process that is
     not root can then reopen them, as `echo > /dev/stdout` or a log file named /dev/stderr
     do. Only pipes: a file or device the caller passed is not ours to change. One whose
@@ -200,26 +203,24 @@ def give_stdio_pipes(uid: int, gid: int) -> None:
 
     for fd in (0, 1, 2):
         try:
-            if stat.S_ISFIFO(os.fstat(fd).st_mode):
-                os.fchown(fd, uid, gid)
+            if stat.S_ISFIFO(kernel.fstat(fd).st_mode):
+                kernel.fchown(fd, uid, gid)
         except OSError as e:
             if e.errno not in (errno.EBADF, errno.EPERM, errno.EINVAL):
                 raise
 
 
-def enter_cwd(cwd: str, denied_ok: bool = False) -> bool:
+def enter_cwd(cwd: str, denied_ok: bool = False, kernel: Kernel = KERNEL) -> bool:
     """chdir into `cwd`, resolved inside the container's root with magic links refused: a
     /proc/self/fd/N or /proc/1/root there could lead to a host directory (CVE-2024-21626).
     `denied_ok`: a permission error returns False instead of failing."""
-    from pyruntime.init.inroot import Root
-
     try:
-        with Root("/") as root:
+        with kernel.open_root("/") as root:
             fd = root.open(cwd, os.O_PATH | os.O_DIRECTORY)
         try:
-            os.fchdir(fd)
+            kernel.fchdir(fd)
         finally:
-            os.close(fd)
+            kernel.close(fd)
     except PermissionError:
         if denied_ok:
             return False

@@ -27,7 +27,7 @@ import os
 import sys
 
 from pyruntime import linux, log
-from pyruntime.init import sync
+from pyruntime.init import protocol, sync
 
 SIGKILL = 9  # the signal module would import enum, ~6 ms of the new interpreter's start
 
@@ -102,11 +102,9 @@ class Stage:
         self._payload = -1
         console = getattr(options, "console_sock", None)
         try:
-            sync.send(self.sock, "options", console=console is not None)
-            if console is not None:
-                sync.send_fd(self.sock, "console", _fd_of(console))
+            protocol.send_options(self.sock, _fd_of(console) if console is not None else None)
         except OSError:
-            sync.raise_reported(self.sock, "the container's init stage exited before it started")
+            protocol.raise_reported(self.sock, "the container's init stage exited before it started")
         self.sent = True
 
     def wait(self) -> None:
@@ -187,7 +185,7 @@ def _exec_stage(interpreter: int, payload: int, stage: str, parent_sock: int, ch
                 *stage_path()]
         os.execve(interpreter, argv, dict(os.environ))
     except BaseException as e:
-        sync.send_error(child_sock, f"cannot start the container process: {e}")
+        protocol.send_error(child_sock, f"cannot start the container process: {e}")
     os._exit(1)
 
 
@@ -267,7 +265,7 @@ def stage_main(stage: str, sock: int, payload: int) -> None:
 
         cls, run = execin.ExecOptions, execin.stage1
     # the console socket may be connected after the stage started: it comes on the channel
-    console = sync.recv_fd(sock, "console")[1] if sync.recv(sock, "options")["console"] else None
+    console = protocol.recv_options(sock)
     message = marshal.loads(os.pread(payload, os.fstat(payload).st_size, 0))
     os.close(payload)
     log.configure(*message["log"])

@@ -23,13 +23,16 @@ DL_RUNTIME_MIN = 1 << 10                  # ns: the deadline class's resolution 
 DL_LIMIT = 1 << 63                        # deadline parameters are signed 64-bit in the kernel
 
 
-def apply(process: dict) -> None:
-    """Set `process.scheduler` (already validated) on this thread."""
+def apply(process: dict, kernel=None) -> None:
+    """Set `process.scheduler` (already validated) on this thread, through `kernel` (an
+    init/kernel.py Kernel, the real one if not given)."""
     wanted = process.get("scheduler")
     if not wanted:
         return
-    from pyruntime import linux
     from pyruntime.errors import RuntimeUserError
+
+    if kernel is None:
+        from pyruntime.init.kernel import KERNEL as kernel
 
     # an exec's --process file has not been through the schema: unknown names are errors here
     policy = POLICIES.get(wanted.get("policy"))
@@ -41,7 +44,7 @@ def apply(process: dict) -> None:
             raise RuntimeUserError(f"process.scheduler.flags: unknown flag {flag!r}")
         flags |= FLAGS[flag]
     try:
-        linux.sched_setattr(policy, flags, wanted.get("nice", 0),
+        kernel.sched_setattr(policy, flags, wanted.get("nice", 0),
                             wanted.get("priority", 0), wanted.get("runtime", 0),
                             wanted.get("deadline", 0), wanted.get("period", 0))
     except OSError as e:

@@ -223,12 +223,12 @@ class Filter:
         if self.channel is None:
             raise RuntimeUserError("linux.seccomp: SCMP_ACT_NOTIFY needs the runtime to take "
                                    "the listener")
-        from pyruntime.init import sync
+        from pyruntime.init import protocol
 
-        with sync.FdPasser(self.channel) as passer:
+        with protocol.ListenerPasser(self.channel) as passer:
             listener = linux.seccomp_set_filter(program, flags)
             try:
-                passer.send("seccomp-listener", listener)
+                passer.send(listener)
             finally:
                 os.close(listener)
 

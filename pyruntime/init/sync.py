@@ -110,6 +110,13 @@ def raise_reported(fd: int, otherwise: str) -> None:
     raise SyncError(otherwise)
 
 
+def raise_if_reported(fd: int, otherwise: str) -> None:
+    """Wait until the other side closes its end; raise what it reported before, if anything."""
+    data = os.read(fd, MAX_MESSAGE)
+    if data:
+        raise SyncError(decode(data).get("message", otherwise))
+
+
 def _checked(data: bytes, expected) -> dict:
     wanted = " or ".join(repr(e) for e in expected)
     if not data:

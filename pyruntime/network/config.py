@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from pyruntime.cni.runtime import CNIError, load_conflist
+from pyruntime.cni.errors import NO_CODE, CniError
+from pyruntime.cni.runtime import load_conflist
 from pyruntime.network.modes import DEFAULT_NETWORK
 
 DEFAULT_CONFIG_DIRS = ("/etc/pyruntime/net.d",)
@@ -42,9 +43,9 @@ def find_network(name: str, config_dirs=DEFAULT_CONFIG_DIRS) -> dict:
         if os.path.isfile(path):
             conflist = load_conflist(path)
             if conflist["name"] != name:
-                raise CNIError(f"{path}: the network is named {conflist['name']!r}, not {name!r}")
+                raise CniError(NO_CODE, f"{path}: the network is named {conflist['name']!r}, not {name!r}")
             return conflist
     if name == DEFAULT_NETWORK:
         return DEFAULT_CONFLIST
-    raise CNIError(f"network {name!r} not found (looked for {name}.conflist in "
-                   f"{', '.join(config_dirs)})")
+    raise CniError(NO_CODE, f"network {name!r} not found (looked for {name}.conflist in "
+                            f"{', '.join(config_dirs)})")

@@ -110,7 +110,7 @@ class NetworkHook:
 
     # -- up --------------------------------------------------------------------------------
     def up(self) -> None:
-        from pyruntime import netns
+        from pyruntime.network import netns
         from pyruntime.network import config as netconfig, modes
 
         if self.mode.kind not in modes.HOOKED:
@@ -188,7 +188,7 @@ class NetworkHook:
 
     # -- down ------------------------------------------------------------------------------
     def down(self) -> None:
-        from pyruntime import netns
+        from pyruntime.network import netns
         from pyruntime.network import config as netconfig, files
 
         if self.mode.kind == "slirp4netns":
@@ -217,7 +217,7 @@ class NetworkHook:
     def _teardown(self, conflist: dict | None, netns_path: str, name: str | None = None) -> None:
         """DEL (cache first), then the netns name and the files. Every step runs; the first
         failure is raised at the end."""
-        from pyruntime import netns
+        from pyruntime.network import netns
         from pyruntime.network import files
 
         failure = None

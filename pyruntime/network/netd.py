@@ -118,7 +118,7 @@ class Service:
 
     def attach(self, uid: int, request: dict) -> tuple[str, dict, dict]:
         """Verify and ADD; (pin name, conflist, CNI result). Raises Refusal."""
-        from pyruntime import netns
+        from pyruntime.network import netns
         from pyruntime.network import config as netconfig
 
         cid, pid, network = request.get("id"), request.get("pid"), request.get("network")
@@ -146,7 +146,7 @@ class Service:
         return name, conflist, result
 
     def detach(self, name: str, conflist: dict) -> None:
-        from pyruntime import netns
+        from pyruntime.network import netns
 
         try:
             self.cni.delete(conflist, name, netns.path_of(name), IFNAME, network=conflist.get("name"))

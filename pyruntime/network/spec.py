@@ -21,7 +21,7 @@ import os
 
 from pyruntime.errors import RuntimeUserError
 from pyruntime.network import modes
-from pyruntime.netns import NETNS_DIR
+from pyruntime.network.netns import NETNS_DIR
 from pyruntime.network.files import FILES_DIR
 
 HOOK_MARKER = "PYRUNTIME_NETWORK_HOOK=1"

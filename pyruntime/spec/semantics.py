@@ -201,7 +201,7 @@ def check_net_devices(config: dict) -> Iterator[Problem]:
     devices = config.get("linux", {}).get("netDevices")
     if not devices:
         return
-    from pyruntime.net import netdevices
+    from pyruntime import netdevices
 
     if "network" not in _listed_namespaces(config):
         yield ("linux.netDevices", "moving network devices needs a network namespace in linux.namespaces")

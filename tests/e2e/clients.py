@@ -161,7 +161,7 @@ class PodmanEnv:
         self.plugin_dir = base / "cni-bin"
         self.plugin_dir.mkdir()
         plugin = self.plugin_dir / "pyruntime-bridge"
-        plugin.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m pyruntime.cni.bridge \"$@\"\n")
+        plugin.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m pyruntime.plugins.bridge \"$@\"\n")
         plugin.chmod(0o755)
         self.conf.write_text(
             "[containers]\n"

@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from pyruntime.cgroups import detect_mode, open_manager
+from pyruntime.cgroups import open_manager
+from pyruntime.cgroups.mounts import detect_mode
 from tests.support import container_config, repo_env, wait_for
 
 ROOT = "/sys/fs/cgroup"

@@ -15,7 +15,8 @@ import uuid
 
 import pytest
 
-from pyruntime.cgroups import CgroupManager, commands, detect_mode, open_manager, resolve_path
+from pyruntime.cgroups import events, open_manager, processes, resolve_path, saved_manager, update_flags
+from pyruntime.cgroups.mounts import detect_mode
 from pyruntime.errors import NotSupported, RuntimeUserError
 
 ROOT = "/sys/fs/cgroup"
@@ -112,7 +113,7 @@ def test_memory_hog_is_oom_killed_at_the_limit(cg):
     assert int(read(mgr, "memory", "memory.limit_in_bytes")) == limit
     before = mgr.oom_count()
     hog = spawn(cg, mgr, "chunks = []\nfor _ in range(64):\n    chunks.append(b'x' * (8 << 20))\nprint('survived')")
-    watcher = commands.oom_events(mgr, "hog", poll=0.05, alive=lambda: time.monotonic() < deadline)
+    watcher = events.oom_events(mgr, "hog", poll=0.05, alive=lambda: time.monotonic() < deadline)
     deadline = time.monotonic() + 20
     hog.go()
     event = next(watcher, None)
@@ -121,7 +122,7 @@ def test_memory_hog_is_oom_killed_at_the_limit(cg):
     assert event == {"type": "oom", "id": "hog"}
     assert mgr.oom_count() >= before + 1
     assert int(read(mgr, "memory", "memory.max_usage_in_bytes")) <= limit
-    data = commands.stats_event(mgr, "hog")["data"]
+    data = events.stats_event(mgr, "hog")["data"]
     assert data["memory"]["usage"]["limit"] == limit
     assert data["memory"]["usage"]["failcnt"] > 0
     assert data["memory"]["event_count"]["oom_kill"] >= 1
@@ -154,7 +155,7 @@ time.sleep(60)
     assert counts["refused"] == 33
     assert int(read(mgr, "pids", "pids.current")) == 8
     assert len(mgr.pids()) == 8
-    killed = commands.signal_all(mgr, signal.SIGKILL)
+    killed = processes.signal_all(mgr, signal.SIGKILL)
     assert sorted(killed) == sorted(set(killed)) and bomb.pid in killed
     bomb.proc.wait(timeout=10)
     deadline = time.monotonic() + 5
@@ -265,7 +266,7 @@ def test_update_changes_live_limits(cg):
     stored = {"memory": {"limit": 64 << 20}, "pids": {"limit": 10}, "cpu": {"quota": 20000, "period": 100000}}
     mgr = cg(stored)
     spawn(cg, mgr, "import time\ntime.sleep(60)\n")
-    changes = commands.update_from_flags(memory="96m", pids_limit=20, cpu_quota="50000", cpu_share="512")
+    changes = update_flags.update_from_flags(memory="96m", pids_limit=20, cpu_quota="50000", cpu_share="512")
     merged = mgr.update(stored, changes)
     assert read(mgr, "memory", "memory.limit_in_bytes") == str(96 << 20)
     assert read(mgr, "pids", "pids.max") == "20"
@@ -274,7 +275,7 @@ def test_update_changes_live_limits(cg):
     assert read(mgr, "cpu", "cpu.shares") == "512"
     assert merged["cpu"] == {"quota": 50000, "period": 100000, "shares": 512}
     # Back to unlimited.
-    mgr.update(merged, commands.update_from_flags(memory="-1", pids_limit=-1))
+    mgr.update(merged, update_flags.update_from_flags(memory="-1", pids_limit=-1))
     assert int(read(mgr, "memory", "memory.limit_in_bytes")) > 1 << 60
     assert read(mgr, "pids", "pids.max") == "max"
 
@@ -293,11 +294,11 @@ def test_check_before_update_refuses_to_go_below_usage(cg):
 def test_ps_and_stats_see_the_process(cg):
     mgr = cg({"pids": {"limit": 5}})
     child = spawn(cg, mgr, "import time\ntime.sleep(60)\n")
-    assert commands.ps_json(mgr) == [child.pid]
-    table = commands.ps_table(mgr, ["-o", "pid,comm"]).splitlines()
+    assert processes.ps_json(mgr) == [child.pid]
+    table = processes.ps_table(mgr, ["-o", "pid,comm"]).splitlines()
     assert table[0].split() == ["PID", "COMMAND"]
     assert [line.split()[0] for line in table[1:]] == [str(child.pid)]
-    event = commands.stats_event(mgr, "ctr")
+    event = events.stats_event(mgr, "ctr")
     assert event["type"] == "stats" and event["id"] == "ctr"
     assert event["data"]["pids"] == {"current": 1, "limit": 5}
 
@@ -306,7 +307,7 @@ def test_manager_rebuilt_from_state_reads_the_same_cgroup(cg):
     mgr = cg()
     child = spawn(cg, mgr, "import time\ntime.sleep(60)\n")
     saved = json.loads(json.dumps(mgr.to_dict()))
-    again = CgroupManager.from_dict(saved)
+    again = saved_manager(saved)
     assert again.pids() == [child.pid]
     with open(f"/proc/{child.pid}/cgroup") as f:
         lines = f.read().splitlines()
@@ -390,7 +391,7 @@ def test_escaping_path_is_refused_before_anything_exists():
 
 def test_freezer_missing_is_a_clear_error(cg):
     mgr = cg()
-    partial = CgroupManager.from_dict({**mgr.to_dict(), "hierarchies": {
+    partial = saved_manager({**mgr.to_dict(), "hierarchies": {
         k: v for k, v in mgr.to_dict()["hierarchies"].items() if k != "freezer"}})
     with pytest.raises(NotSupported, match="freezer cgroup controller is not mounted"):
         partial.freeze()

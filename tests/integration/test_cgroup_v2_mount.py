@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from pyruntime import linux
-from pyruntime.cgroups import CgroupManager, commands, open_manager
+from pyruntime.cgroups import open_manager, processes, saved_manager
 from pyruntime.errors import NotSupported
 
 
@@ -86,8 +86,8 @@ def test_create_join_and_destroy(v2, unified):
     try:
         mgr.add_process(proc.pid)
         assert open(f"/proc/{proc.pid}/cgroup").read().splitlines()[-1] == f"0::{mgr.path}"
-        assert CgroupManager.from_dict(mgr.to_dict()).pids() == [proc.pid]
-        assert commands.ps_json(mgr) == [proc.pid]
+        assert saved_manager(mgr.to_dict()).pids() == [proc.pid]
+        assert processes.ps_json(mgr) == [proc.pid]
     finally:
         proc.kill()
         proc.wait()

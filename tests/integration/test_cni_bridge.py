@@ -70,7 +70,7 @@ class Lab:
         self.bin = tmp / "bin"
         self.bin.mkdir()
         wrapper = self.bin / "pyruntime-bridge"
-        wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m pyruntime.cni.bridge \"$@\"\n")
+        wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m pyruntime.plugins.bridge \"$@\"\n")
         wrapper.chmod(0o755)
         for ref in ("host-local", "portmap", "tuning", "bridge"):
             if os.path.exists(f"/usr/lib/cni/{ref}"):
@@ -514,7 +514,8 @@ def test_conflist_with_reference_plugins_chained_after_ours(lab):
     if lab.backend == "iptables":
         pytest.skip("conflist running does not depend on the firewall backend")
     from pyruntime.cni import runtime
-    from pyruntime.net import links
+    from pyruntime.cni.errors import CniError
+    from pyruntime.hostnet import links
     ns = lab.sandbox("list")
     first = {k: v for k, v in lab.conf(cniVersion="1.0.0").items() if k not in ("cniVersion", "name")}
     first["capabilities"] = {"portMappings": True}
@@ -539,7 +540,7 @@ def test_conflist_with_reference_plugins_chained_after_ours(lab):
             assert our_rules(lab.rules()) == [] and lab.leases() == []
             # a failing later plugin rolls back the earlier ones
             broken = dict(conflist, plugins=[first, {"type": "no-such-plugin"}])
-            with pytest.raises(runtime.CNIError):
+            with pytest.raises(CniError):
                 cni.add(broken, "ctr-list", netns, "eth0", capability_args=caps)
             assert sh("ip", "netns", "exec", ns, "ip", "-br", "link").split()[0] == "lo"
             assert len(sh("ip", "netns", "exec", ns, "ip", "-br", "link").splitlines()) == 1

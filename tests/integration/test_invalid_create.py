@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from pyruntime.errors import ConfigError
 from pyruntime.spec import validate_config
 from tests.support import BUSYBOX_ROOTFS
-from tests.unit.test_schema_properties import damaged_configs
+from tests.unit.spec.strategies import damaged_configs
 
 
 def cgroup_dirs(cid: str) -> list[str]:

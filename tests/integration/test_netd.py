@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import REPO, repo_env, wait_for
 
-PLUGIN = "#!/bin/sh\nPYTHONPATH={repo} exec {python} -m pyruntime.cni.bridge \"$@\"\n"
+PLUGIN = "#!/bin/sh\nPYTHONPATH={repo} exec {python} -m pyruntime.plugins.bridge \"$@\"\n"
 ASK = ("import json, socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
        "s.sendall(sys.argv[2].encode() + b'\\n'); print(s.makefile().readline().strip())")
 

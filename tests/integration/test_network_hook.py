@@ -51,7 +51,7 @@ exit 0
 
 
 OUR_PLUGIN = """#!/bin/sh
-exec {python} -m pyruntime.cni.bridge "$@"
+exec {python} -m pyruntime.plugins.bridge "$@"
 """
 
 

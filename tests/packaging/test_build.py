@@ -61,7 +61,7 @@ def test_the_wheel_carries_every_module_and_the_four_programs(dists):
     assert dict(scripts["console_scripts"]) == {
         "pyruntime": "pyruntime.fastpath:main",
         "pyruntime-network-hook": "pyruntime.network.hook:main",
-        "pyruntime-bridge": "pyruntime.cni.bridge:main",
+        "pyruntime-bridge": "pyruntime.plugins.bridge.main:main",
         "pyruntime-netd": "pyruntime.network.netd:main",
     }
 

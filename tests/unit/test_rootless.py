@@ -5,19 +5,9 @@ import os
 
 import pytest
 
-from pyruntime import idmap, rootless
+from pyruntime import rootless
 from pyruntime.errors import RuntimeUserError
-
-
-@pytest.fixture
-def as_user(monkeypatch):
-    """Pretend to be uid/gid 1000 in the host's user namespace."""
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(os, "getegid", lambda: 1000)
-    monkeypatch.setattr(rootless, "in_initial_userns", lambda: True)
-    monkeypatch.setattr(idmap, "in_initial_userns", lambda: True)
-    yield
-    rootless.configure("auto")
+from tests.unit.support import as_user  # noqa: F401 (fixture)
 
 
 def test_detection_follows_runc(as_user, monkeypatch):
@@ -57,31 +47,3 @@ def test_a_state_root_must_be_private_and_the_callers(as_user, tmp_path, monkeyp
     monkeypatch.setattr(os, "geteuid", lambda: 1001)
     with pytest.raises(RuntimeUserError, match="must belong to you"):
         rootless.check_private_root(str(mine))
-
-
-def test_only_a_map_of_the_callers_own_id_is_written_directly(as_user, monkeypatch):
-    own = [{"containerID": 0, "hostID": 1000, "size": 1}]
-    assert not idmap.needs_helper("uid", own)
-    assert idmap.needs_helper("uid", [{"containerID": 0, "hostID": 1000, "size": 2}])
-    assert idmap.needs_helper("gid", own + [{"containerID": 1, "hostID": 100000, "size": 65536}])
-    assert idmap.needs_helper("uid", [{"containerID": 0, "hostID": 0, "size": 1}])
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert not idmap.needs_helper("uid", [{"containerID": 0, "hostID": 100000, "size": 65536}])
-    assert idmap.map_lines(own) == "0 1000 1\n"
-
-
-def test_a_missing_helper_is_a_clear_error(as_user, monkeypatch):
-    import shutil
-
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(RuntimeUserError, match="needs newuidmap"):
-        idmap.write_id_maps(1, {"linux": {"uidMappings": [{"containerID": 0, "hostID": 5, "size": 9}]}})
-
-
-def test_netd_allowances_read_like_lxc_usernet():
-    from pyruntime.network.netd import parse_allowances
-
-    text = "# user network count\nroot pyruntime 2\n0 lab 1   # by uid\nroot pyruntime 1\nnobody-such-user x 3\n"
-    assert parse_allowances(text) == {(0, "pyruntime"): 3, (0, "lab"): 1}
-    with pytest.raises(RuntimeUserError, match="line 1: expected USER NETWORK COUNT"):
-        parse_allowances("root pyruntime many")

@@ -1,5 +1,0 @@
-import sys
-
-from pyruntime.cni.bridge import main
-
-sys.exit(main())

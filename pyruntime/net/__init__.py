@@ -1,1 +1,0 @@
-"""Host networking for the bridge plugin: rtnetlink, host-local IPAM, firewall backends."""

@@ -1,0 +1,1 @@
+"""The CNI plugins of this project, one per package."""
