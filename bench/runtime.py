@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """pyruntime vs runc on the same bundle, in one run: `run` of a trivial container, and each
-lifecycle call (create, start, state, kill, delete). Prints medians and ratios as Markdown.
+lifecycle call (create, start, state, exec of `true`, kill, delete). Prints medians and
+ratios as Markdown.
 
     /opt/pyruntime/venv/bin/python bench/runtime.py [--runs 30] [--out docs/bench-runtime.md]
 
@@ -59,7 +60,8 @@ def wait_stopped(cmd: list[str], cid: str) -> None:
 
 
 def bench_runtime(name: str, cmd: list[str], true_bundle: Path, sleep_bundle: Path, runs: int) -> dict:
-    samples: dict[str, list[float]] = {k: [] for k in ("run", "create", "start", "state", "kill", "delete")}
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("run", "create", "start", "state", "exec", "kill", "delete")}
     for i in range(runs + 2):  # the first two are warm-up
         keep = i >= 2
         cid = f"bench-{name}-{os.getpid()}-{i}"
@@ -67,11 +69,13 @@ def bench_runtime(name: str, cmd: list[str], true_bundle: Path, sleep_bundle: Pa
         t_create = timed(cmd + ["create", "--bundle", str(sleep_bundle), cid])
         t_state = timed(cmd + ["state", cid])
         t_start = timed(cmd + ["start", cid])
+        t_exec = timed(cmd + ["exec", cid, "true"])    # what kubelet's exec probes cost
         t_kill = timed(cmd + ["kill", cid, "KILL"])
         wait_stopped(cmd, cid)
         t_delete = timed(cmd + ["delete", cid])
         if keep:
-            for key, value in zip(samples, (t_run, t_create, t_start, t_state, t_kill, t_delete)):
+            for key, value in zip(samples, (t_run, t_create, t_start, t_state, t_exec, t_kill,
+                                            t_delete)):
                 samples[key].append(value)
     return {k: statistics.median(v) for k, v in samples.items()}
 

@@ -171,20 +171,13 @@ def exec_command(ctx: Context, container_id, command, process_file, tty, console
                  pid_file, env, cwd, user, additional_gids, cap, no_new_privs, preserve_fds,
                  process_label, apparmor, cgroup_paths, ignore_paused):
     """Run another process in a running container."""
-    from pyruntime import execute, lifecycle
+    from pyruntime import commands
 
-    try:
-        config = lifecycle.saved_config(ctx.root, container_id)
-        process = execute.process_from_flags(
-            config, list(command), process_file=process_file, tty=tty, env=env, cwd=cwd, user=user,
-            additional_gids=additional_gids, caps=cap, no_new_privs=no_new_privs)
-        code = execute.exec_in(ctx.root, container_id, process, console_socket=console_socket,
-                               detach=detach, pid_file=pid_file, preserve_fds=preserve_fds,
-                               ignore_paused=ignore_paused, cgroup_paths=cgroup_paths)
-    except RuntimeUserError as e:
-        # runc's exit status when the exec itself fails: apart from any the process may return
-        e.exit_code = 255
-        raise
+    code = commands.exec_process(
+        ctx.root, container_id, command=command, process_file=process_file, tty=tty,
+        console_socket=console_socket, detach=detach, pid_file=pid_file, env=env, cwd=cwd,
+        user=user, additional_gids=additional_gids, cap=cap, no_new_privs=no_new_privs,
+        preserve_fds=preserve_fds, cgroup_paths=cgroup_paths, ignore_paused=ignore_paused)
     click.get_current_context().exit(code)
 
 

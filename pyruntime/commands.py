@@ -140,6 +140,27 @@ def run(root: str, container_id: str, *, bundle: str, console_socket: str | None
         stage.abandon()
 
 
+def exec_process(root: str, container_id: str, *, command, process_file, tty, console_socket,
+                 detach, pid_file, env, cwd, user, additional_gids, cap, no_new_privs,
+                 preserve_fds, cgroup_paths, ignore_paused) -> int:
+    """exec: the process's own exit code (0 at once with `detach`); 255 when the exec itself
+    fails, as runc answers, apart from any code the process may return."""
+    from pyruntime import execute, lifecycle
+    from pyruntime.errors import RuntimeUserError
+
+    try:
+        config = lifecycle.saved_config(root, container_id)
+        process = execute.process_from_flags(
+            config, list(command), process_file=process_file, tty=tty, env=env, cwd=cwd,
+            user=user, additional_gids=additional_gids, caps=cap, no_new_privs=no_new_privs)
+        return execute.exec_in(root, container_id, process, console_socket=console_socket,
+                               detach=detach, pid_file=pid_file, preserve_fds=preserve_fds,
+                               ignore_paused=ignore_paused, cgroup_paths=cgroup_paths)
+    except RuntimeUserError as e:
+        e.exit_code = 255
+        raise
+
+
 def _config_from(bundle: str, config_file: str | None) -> dict | None:
     """--config FILE: that file, validated against the bundle, instead of its config.json."""
     if config_file is None:

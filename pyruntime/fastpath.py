@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import sys
 
-# command -> {flag: (destination, takes a value)}; positional arguments by name.
+# command -> {flag: (destination, kind)}; positional arguments by name. A flag's kind: False
+# (a switch), True (one value) or MANY (a value, repeatable, collected in order as click does).
+MANY = "many"
 GLOBAL_FLAGS = {
     "--root": ("root", True), "--log": ("log_path", True), "--log-format": ("log_format", True),
     "--debug": ("debug", False), "--rootless": ("rootless", True),
@@ -34,6 +36,27 @@ HOT_COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], tuple[str, ...]]] = {
 }
 HOT_COMMANDS["run"] = ({**HOT_COMMANDS["create"][0], "--detach": ("detach", False),
                         "-d": ("detach", False), "--keep": ("keep", False)}, ("container_id",))
+# exec: kubelet's probes and every `podman exec` come this way. After the container id the rest
+# of the line is the command, flags and all (click's allow_interspersed_args=False).
+HOT_COMMANDS["exec"] = ({
+    "--process": ("process_file", True), "-p": ("process_file", True),
+    "--tty": ("tty", False), "-t": ("tty", False),
+    "--console-socket": ("console_socket", True),
+    "--detach": ("detach", False), "-d": ("detach", False),
+    "--pid-file": ("pid_file", True),
+    "--env": ("env", MANY), "-e": ("env", MANY),
+    "--cwd": ("cwd", True),
+    "--user": ("user", True), "-u": ("user", True),
+    "--additional-gids": ("additional_gids", MANY), "-g": ("additional_gids", MANY),
+    "--cap": ("cap", MANY), "-c": ("cap", MANY),
+    "--no-new-privs": ("no_new_privs", False),
+    "--preserve-fds": ("preserve_fds", True),
+    "--process-label": ("process_label", True), "--apparmor": ("apparmor", True),
+    "--cgroup": ("cgroup_paths", MANY),
+    "--ignore-paused": ("ignore_paused", False),
+}, ("container_id", "command"))
+# Commands whose last argument takes the rest of the line.
+REST_ARGUMENT = {"exec": "command"}
 
 # Every option click knows for these commands, at its default. The flags this parser does not
 # take (CLICK_ONLY) send the line to click, so here they are always unset.
@@ -43,6 +66,9 @@ DEFAULTS = {
     "all_processes": False, "force": False, "regex": False, "signal": "SIGTERM", "bundle": ".",
     "console_socket": None, "pid_file": None, "no_pivot": False, "no_new_keyring": False,
     "preserve_fds": 0, "config_file": None, "detach": False, "keep": False,
+    "process_file": None, "tty": False, "env": (), "cwd": None, "user": None,
+    "additional_gids": (), "cap": (), "no_new_privs": False, "process_label": "", "apparmor": "",
+    "cgroup_paths": (), "ignore_paused": False, "command": (),
 }
 CLICK_ONLY_GLOBALS = ("systemd_cgroup",)
 CLICK_ONLY = {"delete": ("regex",), "create": ("config_file",), "run": ("config_file",)}
@@ -57,9 +83,13 @@ def parse(argv: list[str]) -> tuple[str, dict] | None:
     command = argv[i]
     flags, positional_names = HOT_COMMANDS[command]
     positionals: list[str] = []
+    rest = REST_ARGUMENT.get(command)
     i += 1
     while i < len(argv):
         arg = argv[i]
+        if rest and positionals:
+            positionals.extend(argv[i:])    # the command, whatever it looks like
+            break
         if arg.startswith("-") and arg != "-":
             if arg == "--":
                 positionals.extend(argv[i + 1:])
@@ -70,6 +100,9 @@ def parse(argv: list[str]) -> tuple[str, dict] | None:
             continue
         positionals.append(arg)
         i += 1
+    if rest and positionals:
+        positionals = [*positionals[:len(positional_names) - 1],
+                       tuple(positionals[len(positional_names) - 1:])]
     if not 1 <= len(positionals) <= len(positional_names):
         return None
     opts.update(zip(positional_names, positionals))
@@ -81,7 +114,17 @@ def parse(argv: list[str]) -> tuple[str, dict] | None:
         if not str(opts["preserve_fds"]).isdigit():
             return None
         opts["preserve_fds"] = int(opts["preserve_fds"])
+    if "additional_gids" in opts:
+        if not all(_is_int(g) for g in opts["additional_gids"]):
+            return None
+        opts["additional_gids"] = tuple(int(g) for g in opts["additional_gids"])
     return command, {**{k: DEFAULTS[k] for k in _names(command)}, **opts}
+
+
+def _is_int(text: str) -> bool:
+    """What click's INT takes: an optional sign and digits, blanks around them."""
+    text = text.strip()
+    return text.lstrip("+-").isdigit() and text.count("-") + text.count("+") <= 1
 
 
 def leading_globals(argv: list[str]) -> dict:
@@ -110,14 +153,14 @@ def _take_flags(argv, i, flags, opts, stop_at_positional=False):
         name, eq, value = arg.partition("=")
         if name not in flags:
             return None
-        dest, takes_value = flags[name]
-        if takes_value:
+        dest, kind = flags[name]
+        if kind:
             if not eq:
                 if i + 1 >= len(argv):
                     return None
                 value = argv[i + 1]
                 i += 1
-            opts[dest] = value
+            opts[dest] = (*opts.get(dest, ()), value) if kind == MANY else value
         elif eq:
             return None
         else:
@@ -129,6 +172,9 @@ def _take_flags(argv, i, flags, opts, stop_at_positional=False):
 
 
 CREATING_COMMANDS = ("create", "run")
+_EXEC_OPTIONS = ("command", "process_file", "tty", "console_socket", "detach", "pid_file", "env",
+                 "cwd", "user", "additional_gids", "cap", "no_new_privs", "preserve_fds",
+                 "cgroup_paths", "ignore_paused")
 _CREATE_OPTIONS = ("bundle", "console_socket", "pid_file", "no_pivot", "no_new_keyring",
                    "preserve_fds", "config_file", "cgroup_manager")
 
@@ -154,6 +200,8 @@ def dispatch(command: str, o: dict) -> int:
             return commands.kill(root, cid, o["signal"], o["all_processes"])
         if command == "delete":
             return commands.delete(root, cid, o["force"], o["regex"])
+        if command == "exec":
+            return commands.exec_process(root, cid, **{name: o[name] for name in _EXEC_OPTIONS})
         create_opts = {name: o[name] for name in _CREATE_OPTIONS}
         if command == "create":
             return commands.create(root, cid, stage=stage, **create_opts)
