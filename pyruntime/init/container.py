@@ -95,8 +95,10 @@ def stage1(opts: InitOptions, sock) -> None:
     """Runs in the first child of `create`, started by reexec.start. Never returns."""
     code = 1
     try:
+        from pyruntime.init.kernel import KERNEL as kernel
+
         # exec.fifo is opened through it once the container's root is all the init can see
-        opts.state_dir_fd = os.open(opts.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        opts.state_dir_fd = kernel.open(opts.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         protocol.recv_cgroup_ready(sock)
         plan = NamespacePlan.from_config(opts.config)
         if "mount" in plan.new_types and binds_detached_first(opts.config, plan):
@@ -105,17 +107,17 @@ def stage1(opts: InitOptions, sock) -> None:
             # with the runtime's credentials, before a user namespace limits them
             opts.bind_trees = detach_bind_sources(opts.config, opts.bundle)
         for kind, path in plan.join:
-            join_namespace(kind, path)
+            join_namespace(kind, path, kernel)
         if plan.new_user:
-            linux.unshare(linux.CLONE_NEWUSER)
+            kernel.unshare(linux.CLONE_NEWUSER)
             protocol.send_userns(sock)
             protocol.recv_userns_mapped(sock)
-            become_root_if_mapped(opts.config)
+            become_root_if_mapped(opts.config, kernel)
         if plan.new_flags:
-            linux.unshare(plan.new_flags)
+            kernel.unshare(plan.new_flags)
         if "time" in plan.new_types:
-            write_time_offsets((opts.config.get("linux") or {}).get("timeOffsets") or {})
-        pid = os.fork()
+            write_time_offsets((opts.config.get("linux") or {}).get("timeOffsets") or {}, kernel)
+        pid = kernel.fork()
         if pid == 0:
             stage2(opts, sock, plan)
         protocol.send_init_pid(sock, pid)
@@ -172,18 +174,20 @@ def become_root_if_mapped(config: dict, kernel=None) -> None:
         kernel.setresuid(0, 0, 0)
 
 
-def write_time_offsets(offsets: dict) -> None:
+def write_time_offsets(offsets: dict, kernel=None) -> None:
     """linux.timeOffsets, while the new time namespace has no process yet (only until then may
     they be written). One write per clock, so that a refusal names its clock."""
     import errno
+
+    if kernel is None:
+        from pyruntime.init.kernel import KERNEL as kernel
 
     for clock in ("monotonic", "boottime"):
         if clock not in offsets:
             continue
         secs, nanosecs = offsets[clock].get("secs", 0), offsets[clock].get("nanosecs", 0)
         try:
-            with open("/proc/self/timens_offsets", "w") as f:
-                f.write(f"{clock} {secs} {nanosecs}\n")
+            kernel.write_text("/proc/self/timens_offsets", f"{clock} {secs} {nanosecs}\n")
         except OSError as e:
             # ERANGE: the clock would read below zero (or beyond the kernel's range)
             why = "the clock would leave its range (below zero?)" if e.errno == errno.ERANGE else e.strerror
@@ -191,32 +195,36 @@ def write_time_offsets(offsets: dict) -> None:
                                    f"{why}") from None
 
 
-def loopback_up() -> None:
+def loopback_up(kernel=None) -> None:
     """A new network namespace has `lo` down; bring it up as runc does (SIOCSIFFLAGS)."""
-    import fcntl
     import struct
 
+    if kernel is None:
+        from pyruntime.init.kernel import KERNEL as kernel
+
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    s = linux.inet_dgram_socket()
+    s = kernel.inet_dgram_socket()
     try:
         req = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, req))[1]
-        fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+        flags = struct.unpack("16sH14x", kernel.ioctl(s, siocgifflags, req))[1]
+        kernel.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
     finally:
-        os.close(s)
+        kernel.close(s)
 
 
 def stage2(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     """The container's init. Never returns: execs the user process or exits non-zero."""
+    from pyruntime.init.kernel import KERNEL as kernel
+
     ready = False
     fifo = -1
     try:
         prepare_and_wait(opts, sock, plan)
         ready = True
         # Blocks until `start` opens the FIFO for reading.
-        fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=opts.state_dir_fd)
-        os.close(opts.state_dir_fd)
-        os.write(fifo, b"0")
+        fifo = kernel.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=opts.state_dir_fd)
+        kernel.close(opts.state_dir_fd)
+        kernel.write(fifo, b"0")
         exec_process(opts, fifo)
     except BaseException as e:
         if not ready:
@@ -224,7 +232,7 @@ def stage2(opts: InitOptions, sock, plan: NamespacePlan) -> None:
         elif fifo >= 0:
             message = e.message if isinstance(e, RuntimeUserError) else str(e)
             try:
-                os.write(fifo, message.encode())
+                kernel.write(fifo, message.encode())
             except OSError:
                 pass
     os._exit(1)
@@ -233,6 +241,7 @@ def stage2(opts: InitOptions, sock, plan: NamespacePlan) -> None:
 def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     from pyruntime import hooks
     from pyruntime.init import process as proc
+    from pyruntime.init.kernel import KERNEL as kernel
     from pyruntime.init.rootfs import RootfsBuilder
     from pyruntime.rootless import in_initial_userns
 
@@ -242,10 +251,10 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     # Stage 1 and we share the socket: wait until the runtime has stage 1's report of our pid,
     # so that our messages can never overtake it.
     protocol.recv_init_go(sock)
-    os.setsid()
-    os.umask(0)
+    kernel.setsid()
+    kernel.umask(0)
     if "network" in plan.new_types:
-        loopback_up()
+        loopback_up(kernel)
     # in a user namespace (a new one, a joined one, or the runtime's own under rootless
     # podman) mknod is not allowed: devices are bound from the host instead
     in_userns = plan.new_user or any(k == "user" for k, _ in plan.join) or not in_initial_userns()
@@ -270,41 +279,37 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
     if process.get("terminal"):
         proc.setup_terminal(opts.console_sock, process.get("consoleSize"),
                             bind_console=rootfs.bind_console if own_mounts else None,
-                            uid=(process.get("user") or {}).get("uid", 0))
-    if config.get("hostname") and "uts" in plan.new_types | {k for k, _ in plan.join}:
-        linux.sethostname(config["hostname"])
-    if config.get("domainname"):
-        linux.setdomainname(config["domainname"])
+                            uid=(process.get("user") or {}).get("uid", 0), kernel=kernel)
     # before the read-only paths: podman's configs list /proc/sys among them (runc's order)
-    apply_sysctl(lx.get("sysctl") or {})
+    set_names_and_sysctl(config, plan, kernel)
     if own_mounts:
         rootfs.finish()
-    proc.set_oom_score_adj(process)
-    proc.set_io_priority(process)
+    proc.set_oom_score_adj(process, kernel)
+    proc.set_io_priority(process, kernel)
     if process.get("scheduler"):
         from pyruntime.init import scheduler
 
-        scheduler.apply(process)
+        scheduler.apply(process, kernel)
     if lx.get("memoryPolicy"):
         from pyruntime.init import mempolicy
 
-        mempolicy.apply(lx["memoryPolicy"])
-    proc.apply_rlimits(process.get("rlimits") or [])
+        mempolicy.apply(lx["memoryPolicy"], kernel)
+    proc.apply_rlimits(process.get("rlimits") or [], kernel)
     if lx.get("personality"):
-        linux.personality({"LINUX": 0x0000, "LINUX32": 0x0008}[lx["personality"]["domain"]])
+        kernel.personality({"LINUX": 0x0000, "LINUX32": 0x0008}[lx["personality"]["domain"]])
 
     from pyruntime import log
 
-    opts.executable = proc.become(process, seccomp_filter, log.warn)
+    opts.executable = proc.become(process, seccomp_filter, log.warn, kernel=kernel)
     keep = {opts.state_dir_fd, sock}
     if opts.console_sock is not None:
         keep.add(opts.console_sock)
-    proc.close_fds_from(3 + opts.preserve_fds, keep)
+    proc.close_fds_from(3 + opts.preserve_fds, keep, kernel)
     protocol.send_ready(sock)
     # The runtime has saved the container as created: until then a runtime that died would
     # leave us waiting for a `start` that no one can send (the channel's EOF ends us instead).
     protocol.recv_created(sock)
-    os.close(sock)
+    kernel.close(sock)
 
 
 def preload_modules(config: dict, seccomp_filter) -> None:
@@ -339,11 +344,25 @@ def exec_process(opts: InitOptions, fifo: int) -> None:
     proc.exec_program(opts.executable, process, opts.seccomp_filter())
 
 
-def apply_sysctl(sysctl: dict[str, str]) -> None:
+def set_names_and_sysctl(config: dict, plan: NamespacePlan, kernel=None) -> None:
+    """hostname (only in a UTS namespace of the container's own), domainname, then sysctl."""
+    if kernel is None:
+        from pyruntime.init.kernel import KERNEL as kernel
+
+    if config.get("hostname") and "uts" in plan.new_types | {k for k, _ in plan.join}:
+        kernel.sethostname(config["hostname"])
+    if config.get("domainname"):
+        kernel.setdomainname(config["domainname"])
+    apply_sysctl((config.get("linux") or {}).get("sysctl") or {}, kernel)
+
+
+def apply_sysctl(sysctl: dict[str, str], kernel=None) -> None:
+    if kernel is None:
+        from pyruntime.init.kernel import KERNEL as kernel
+
     for key, value in sysctl.items():
         path = "/proc/sys/" + key.replace(".", "/")
         try:
-            with open(path, "w") as f:
-                f.write(str(value))
+            kernel.write_text(path, str(value))
         except OSError as e:
             raise RuntimeUserError(f"linux.sysctl.{key}: cannot set to {value!r}: {e.strerror}") from None

@@ -23,19 +23,40 @@ from pyruntime.init import protocol
 from pyruntime.init import process as proc
 from pyruntime.init import seccomp
 from pyruntime.init.container import JOIN_ORDER, _fail, preload_modules
+from pyruntime.init.kernel import KERNEL, Kernel
 
-def namespaces_to_join(init_pid: int) -> list[tuple[str, str]]:
+
+def namespaces_to_join(init_pid: int, kernel: Kernel = KERNEL) -> list[tuple[str, str]]:
     """The init's namespaces that differ from ours, in join order."""
     result = []
     for kind in JOIN_ORDER:
         entry = linux.NAMESPACES[kind][1]
         theirs = f"/proc/{init_pid}/ns/{entry}"
         try:
-            if os.readlink(theirs) != os.readlink(f"/proc/self/ns/{entry}"):
+            if kernel.readlink(theirs) != kernel.readlink(f"/proc/self/ns/{entry}"):
                 result.append((kind, theirs))
         except FileNotFoundError:
             continue  # a namespace type this kernel lacks
     return result
+
+
+def join_namespaces_of(init_pid: int, kernel: Kernel = KERNEL) -> None:
+    """Enter the init's namespaces. All are opened first: after joining the mount namespace
+    the host's /proc is gone."""
+    fds = [(kind, kernel.open(path, os.O_RDONLY | os.O_CLOEXEC))
+           for kind, path in namespaces_to_join(init_pid, kernel)]
+    try:
+        while fds:
+            kind, fd = fds.pop(0)
+            try:
+                kernel.setns(fd, linux.NAMESPACES[kind][0])
+            except OSError as e:
+                raise RuntimeUserError(f"cannot join the container's {kind} namespace: {e.strerror}") from None
+            finally:
+                kernel.close(fd)
+    finally:
+        for _, fd in fds:
+            kernel.close(fd)
 
 
 class ExecOptions:
@@ -53,24 +74,15 @@ def stage1(opts: ExecOptions, sock) -> None:
     """Started by reexec.start. Never returns."""
     code = 1
     try:
-        linux.prctl(proc.PR_SET_DUMPABLE, 0)
+        KERNEL.prctl(proc.PR_SET_DUMPABLE, 0)
         protocol.recv_cgroup_ready(sock)
         # Nothing of the host's filesystem can be imported once the mount namespace is joined.
         seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program)
         preload_modules({"process": opts.process, "linux": opts.config.get("linux") or {}},
                         seccomp_filter)
         from pyruntime import log  # noqa: F401
-        # Open every namespace first: after joining the mount namespace the host's /proc is gone.
-        fds = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-               for kind, path in namespaces_to_join(opts.init_pid)]
-        for kind, fd in fds:
-            try:
-                linux.setns(fd, linux.NAMESPACES[kind][0])
-            except OSError as e:
-                raise RuntimeUserError(f"cannot join the container's {kind} namespace: {e.strerror}") from None
-            finally:
-                os.close(fd)
-        pid = os.fork()
+        join_namespaces_of(opts.init_pid)
+        pid = KERNEL.fork()
         if pid == 0:
             stage2(opts, sock)
         protocol.send_exec_pid(sock, pid)
@@ -87,7 +99,7 @@ def stage2(opts: ExecOptions, sock) -> None:
     try:
         protocol.recv_exec_go(sock)  # see container.prepare_and_wait: never overtake stage 1
         process = opts.process
-        os.setsid()
+        KERNEL.setsid()
         if process.get("terminal"):
             proc.setup_terminal(opts.console_sock, process.get("consoleSize"),
                                 uid=(process.get("user") or {}).get("uid", 0))

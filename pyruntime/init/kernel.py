@@ -1,9 +1,11 @@
-"""The one way the container stages reach the kernel for their filesystem work.
+"""The one way the container stages reach the kernel.
 
-Mounts, the root switch, device nodes and the fd-based walks inside the rootfs all go through
-a `Kernel`, so that unit tests can put a recording fake in its place (tests/unit/fake_kernel.py)
-and check the exact calls a configuration leads to, without root. Each method is the plain
-call it names; policy lives with the callers.
+Namespaces, mounts, the root switch, device nodes, the fd-based walks inside the rootfs, the
+process's attributes (credentials, capabilities, limits, the terminal), seccomp and the final
+execve all go through a `Kernel`, so that unit tests can put a recording fake in its place
+(tests/unit/fake_kernel.py) and check the exact calls a configuration leads to, without root.
+Each method is the plain call it names; policy lives with the callers. Modules only some
+stages need (fcntl, resource, socket) are imported by the method that uses them.
 """
 
 from __future__ import annotations
@@ -159,6 +161,86 @@ class Kernel:
 
     def set_mempolicy(self, mode: int, nodemask: bytes = b"") -> None:
         linux.set_mempolicy(mode, nodemask)
+
+    def setrlimit(self, kind: int, soft: int, hard: int) -> None:
+        import resource
+
+        resource.setrlimit(kind, (soft, hard))
+
+    def seccomp_set_filter(self, program: bytes, flags: int = 0) -> int:
+        return linux.seccomp_set_filter(program, flags)
+
+    def setsid(self) -> None:
+        os.setsid()
+
+    def fork(self) -> int:
+        return os.fork()
+
+    def execve(self, path: str, args: list[str], env: dict[str, str]) -> None:
+        os.execve(path, args, env)
+
+    # -- namespaces and the system -----------------------------------------------------------
+    def unshare(self, flags: int) -> None:
+        linux.unshare(flags)
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(path)
+
+    def sethostname(self, name: str) -> None:
+        linux.sethostname(name)
+
+    def setdomainname(self, name: str) -> None:
+        linux.setdomainname(name)
+
+    def personality(self, persona: int) -> None:
+        linux.personality(persona)
+
+    def write_text(self, path: str, text: str) -> None:
+        """One open and write: a /proc or /proc/sys file takes its value in a single write."""
+        with open(path, "w") as f:
+            f.write(text)
+
+    def inet_dgram_socket(self) -> int:
+        return linux.inet_dgram_socket()
+
+    # -- fds and the terminal ----------------------------------------------------------------
+    def write(self, fd: int, data: bytes) -> int:
+        return os.write(fd, data)
+
+    def close_range(self, first: int, last: int, flags: int = 0) -> None:
+        linux.close_range(first, last, flags)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def fcntl(self, fd: int, cmd: int, arg: int = 0) -> int:
+        import fcntl
+
+        return fcntl.fcntl(fd, cmd, arg)
+
+    def ioctl(self, fd: int, request: int, arg: bytes | int = 0):
+        import fcntl
+
+        return fcntl.ioctl(fd, request, arg)
+
+    def openpty(self) -> tuple[int, int]:
+        return os.openpty()
+
+    def ttyname(self, fd: int) -> str:
+        return os.ttyname(fd)
+
+    def dup2(self, fd: int, fd2: int) -> None:
+        os.dup2(fd, fd2)
+
+    def send_fds(self, sock_fd: int, buffers: list[bytes], fds: list[int]) -> None:
+        """sendmsg with SCM_RIGHTS on a socket given by fd, which stays open."""
+        import socket
+
+        sock = socket.socket(fileno=sock_fd)
+        try:
+            socket.send_fds(sock, buffers, fds)
+        finally:
+            sock.detach()
 
 
 KERNEL = Kernel()

@@ -103,7 +103,7 @@ RLIMITS = {
 _RLIM_INFINITY = 2**64 - 1
 
 
-def apply_rlimits(rlimits: list[dict]) -> None:
+def apply_rlimits(rlimits: list[dict], kernel: Kernel = KERNEL) -> None:
     for index, rl in enumerate(rlimits):
         kind = RLIMITS.get(rl["type"])
         if kind is None:
@@ -111,7 +111,7 @@ def apply_rlimits(rlimits: list[dict]) -> None:
         soft, hard = (resource.RLIM_INFINITY if v >= _RLIM_INFINITY else v
                       for v in (rl["soft"], rl["hard"]))
         try:
-            resource.setrlimit(kind, (soft, hard))
+            kernel.setrlimit(kind, soft, hard)
         except (ValueError, OSError) as e:
             raise RuntimeUserError(
                 f"process.rlimits[{index}]: cannot set {rl['type']} to soft={rl['soft']} "
@@ -155,10 +155,9 @@ def set_io_priority(process: dict, kernel: Kernel = KERNEL) -> None:
                                f"{wanted.get('priority', 0)}: {e.strerror}") from None
 
 
-def set_oom_score_adj(process: dict) -> None:
+def set_oom_score_adj(process: dict, kernel: Kernel = KERNEL) -> None:
     if "oomScoreAdj" in process:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(process["oomScoreAdj"]))
+        kernel.write_text("/proc/self/oom_score_adj", str(process["oomScoreAdj"]))
 
 
 def become(process: dict, seccomp_filter, warn, undumpable: bool = False,
@@ -172,7 +171,7 @@ def become(process: dict, seccomp_filter, warn, undumpable: bool = False,
     """
     caps = CapabilitySets(process.get("capabilities"), warn, kernel)
     no_new_privs = bool(process.get("noNewPrivileges"))
-    load_seccomp_at("privileged", seccomp_filter, process)
+    load_seccomp_at("privileged", seccomp_filter, process, kernel)
     caps.drop_bounding()
     user = process.get("user") or {}
     give_stdio_pipes(user.get("uid", 0), user.get("gid", 0), kernel)
@@ -187,7 +186,7 @@ def become(process: dict, seccomp_filter, warn, undumpable: bool = False,
     caps.apply()
     if no_new_privs:
         kernel.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-    load_seccomp_at("no-new-privs", seccomp_filter, process)
+    load_seccomp_at("no-new-privs", seccomp_filter, process, kernel)
     kernel.umask(user.get("umask", 0o022))
     if not entered:
         enter_cwd(cwd, kernel=kernel)
@@ -230,21 +229,21 @@ def enter_cwd(cwd: str, denied_ok: bool = False, kernel: Kernel = KERNEL) -> boo
     return True
 
 
-def load_seccomp_at(moment: str, seccomp_filter, process: dict) -> None:
+def load_seccomp_at(moment: str, seccomp_filter, process: dict, kernel: Kernel = KERNEL) -> None:
     """Load the filter if this is its moment (seccomp.Filter.moment: "privileged",
     "no-new-privs" or "exec")."""
     if seccomp_filter is not None and seccomp_filter.moment(process) == moment:
-        seccomp_filter.load()
+        seccomp_filter.load(kernel)
 
 
-def exec_program(executable: str, process: dict, seccomp_filter) -> None:
+def exec_program(executable: str, process: dict, seccomp_filter, kernel: Kernel = KERNEL) -> None:
     """The last step: with no_new_privs the filter goes on only now, so that nothing the
     runtime still does is subject to it."""
-    load_seccomp_at("exec", seccomp_filter, process)
+    load_seccomp_at("exec", seccomp_filter, process, kernel)
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env") or [])
     if "HOME" not in env:
         env["HOME"] = home_of((process.get("user") or {}).get("uid", 0))
-    os.execve(executable, process["args"], env)
+    kernel.execve(executable, process["args"], env)
 
 
 def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
@@ -284,7 +283,7 @@ def _check_executable(path: str, arg0: str) -> None:
         raise RuntimeUserError(f'exec: "{arg0}": permission denied')
 
 
-def close_fds_from(first: int, keep: set[int]) -> None:
+def close_fds_from(first: int, keep: set[int], kernel: Kernel = KERNEL) -> None:
     """Mark every fd >= `first` close-on-exec, so only stdio and preserved fds reach the
     container process (ours die at exec, and we keep using them until then). close_range
     needs no /proc, which a container need not have."""
@@ -292,56 +291,53 @@ def close_fds_from(first: int, keep: set[int]) -> None:
     try:
         for fd in sorted(k for k in keep if k >= first):
             if fd > start:
-                linux.close_range(start, fd - 1, linux.CLOSE_RANGE_CLOEXEC)
+                kernel.close_range(start, fd - 1, linux.CLOSE_RANGE_CLOEXEC)
             start = fd + 1
-        linux.close_range(start, 0xFFFFFFFF, linux.CLOSE_RANGE_CLOEXEC)
+        kernel.close_range(start, 0xFFFFFFFF, linux.CLOSE_RANGE_CLOEXEC)
     except OSError as e:
         if e.errno not in (errno.ENOSYS, errno.EINVAL):   # before Linux 5.11
             raise
-        _cloexec_listed_fds(first, keep)
+        _cloexec_listed_fds(first, keep, kernel)
 
 
-def _cloexec_listed_fds(first: int, keep: set[int]) -> None:
+def _cloexec_listed_fds(first: int, keep: set[int], kernel: Kernel) -> None:
     import fcntl
 
-    for name in os.listdir("/proc/self/fd"):
+    for name in kernel.listdir("/proc/self/fd"):
         fd = int(name)
         if fd < first or fd in keep:
             continue
         try:
-            flags = fcntl.fcntl(fd, fcntl.F_GETFD)
-            fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+            flags = kernel.fcntl(fd, fcntl.F_GETFD)
+            kernel.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
         except OSError as e:
             if e.errno != errno.EBADF:
                 raise
 
 
 def setup_terminal(console_fd: int, size: dict[str, int] | None, bind_console=None,
-                   uid: int = 0) -> None:
+                   uid: int = 0, kernel: Kernel = KERNEL) -> None:
     """Open a pty in the container's devpts, make its slave our stdio and controlling terminal,
     owned by the process's user (its group stays devpts's tty group, as with runc and crun),
     give it to `bind_console` (the init binds it over /dev/console), and hand the master to the
     caller through the console socket (`console_fd`)."""
-    import fcntl
-    import socket
     import struct
     import termios
 
-    master, slave = os.openpty()
-    slave_path = os.ttyname(slave)
-    os.fchown(slave, uid, -1)
+    master, slave = kernel.openpty()
+    slave_path = kernel.ttyname(slave)
+    kernel.fchown(slave, uid, -1)
     if size:
-        fcntl.ioctl(master, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+        kernel.ioctl(master, termios.TIOCSWINSZ,
+                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
     if bind_console is not None:
         bind_console(slave)
     # The init is already a session leader (setsid at its start): take the pty as its terminal.
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    kernel.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
-        os.dup2(slave, fd)
+        kernel.dup2(slave, fd)
     if slave > 2:
-        os.close(slave)
-    console_sock = socket.socket(fileno=console_fd)
-    socket.send_fds(console_sock, [slave_path.encode()], [master])
-    os.close(master)
-    console_sock.close()
+        kernel.close(slave)
+    kernel.send_fds(console_fd, [slave_path.encode()], [master])
+    kernel.close(master)
+    kernel.close(console_fd)

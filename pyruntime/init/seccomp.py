@@ -212,13 +212,14 @@ class Filter:
         if self.notifies:
             import socket  # noqa: F401  (the listener is passed with it)
 
-    def load(self) -> None:
-        from pyruntime import linux
+    def load(self, kernel=None) -> None:
+        if kernel is None:
+            from pyruntime.init.kernel import KERNEL as kernel
 
         program = self.program if self.program is not None else program_of(self.profile)
         flags = flag_bits(self.profile)
         if not self.notifies:
-            linux.seccomp_set_filter(program, flags)
+            kernel.seccomp_set_filter(program, flags)
             return
         if self.channel is None:
             raise RuntimeUserError("linux.seccomp: SCMP_ACT_NOTIFY needs the runtime to take "
@@ -226,11 +227,11 @@ class Filter:
         from pyruntime.init import protocol
 
         with protocol.ListenerPasser(self.channel) as passer:
-            listener = linux.seccomp_set_filter(program, flags)
+            listener = kernel.seccomp_set_filter(program, flags)
             try:
                 passer.send(listener)
             finally:
-                os.close(listener)
+                kernel.close(listener)
 
 
 def compiled_for(config: dict) -> bytes | None:

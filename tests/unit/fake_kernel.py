@@ -244,12 +244,14 @@ class FakeKernel:
 
 class FakeProcessKernel(FakeKernel):
     """The process calls: `bounding` the capabilities PR_CAPBSET_READ reports, `permitted`
-    what capget reports."""
+    what capget reports, `ioctl_replies` what an ioctl request answers (else its argument);
+    `files` also gives readlink's targets and listdir's names (space-separated)."""
 
-    def __init__(self, bounding: int = 0, permitted: int = 0, **kw):
+    def __init__(self, bounding: int = 0, permitted: int = 0, ioctl_replies=None, **kw):
         super().__init__(**kw)
         self.bounding = bounding
         self.permitted = permitted
+        self.ioctl_replies = dict(ioctl_replies or {})
 
     def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0):
         from pyruntime import linux
@@ -295,3 +297,80 @@ class FakeProcessKernel(FakeKernel):
 
     def set_mempolicy(self, mode, nodemask=b""):
         self._record("set_mempolicy", mode, nodemask)
+
+    def setrlimit(self, kind, soft, hard):
+        self._record("setrlimit", kind, soft, hard)
+
+    def seccomp_set_filter(self, program, flags=0):
+        from pyruntime import linux
+
+        self._record("seccomp_set_filter", program, flags)
+        if flags & linux.SECCOMP_FILTER_FLAG_NEW_LISTENER:
+            return self.new_fd("seccomp-listener")
+        return 0
+
+    def setsid(self):
+        self._record("setsid")
+
+    def fork(self):
+        self._record("fork")
+        return 4242
+
+    def execve(self, path, args, env):
+        self._record("execve", path, list(args), dict(env))
+
+    def unshare(self, flags):
+        self._record("unshare", flags)
+
+    def readlink(self, path):
+        if path not in self.files:
+            raise FileNotFoundError(errno.ENOENT, path)
+        return self.files[path]
+
+    def sethostname(self, name):
+        self._record("sethostname", name)
+
+    def setdomainname(self, name):
+        self._record("setdomainname", name)
+
+    def personality(self, persona):
+        self._record("personality", persona)
+
+    def write_text(self, path, text):
+        self._record("write_text", path, text)
+
+    def inet_dgram_socket(self):
+        self.calls.append(("socket", "inet-dgram"))
+        return self.new_fd("socket:inet-dgram")
+
+    def write(self, fd, data):
+        self._record("write", self.what(fd), data)
+        return len(data)
+
+    def close_range(self, first, last, flags=0):
+        self._record("close_range", first, last, flags)
+
+    def listdir(self, path):
+        return list(self.files[path].split())
+
+    def fcntl(self, fd, cmd, arg=0):
+        self._record("fcntl", fd, cmd, arg)
+        return 0
+
+    def ioctl(self, fd, request, arg=0):
+        """Answers with `ioctl_replies[request]` where given, else with the argument."""
+        self._record("ioctl", self.what(fd), request, arg)
+        return self.ioctl_replies.get(request, arg)
+
+    def openpty(self):
+        self.calls.append(("openpty",))
+        return self.new_fd("pty-master"), self.new_fd("pty-slave")
+
+    def ttyname(self, fd):
+        return "/dev/pts/3"
+
+    def dup2(self, fd, fd2):
+        self._record("dup2", self.what(fd), fd2)
+
+    def send_fds(self, sock_fd, buffers, fds):
+        self._record("send_fds", self.what(sock_fd), list(buffers), [self.what(fd) for fd in fds])

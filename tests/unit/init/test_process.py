@@ -142,3 +142,80 @@ def test_home_of_reads_the_containers_passwd(tmp_path):
     assert home_of(7, str(passwd)) == "/"          # no home given
     assert home_of(4242, str(passwd)) == "/"
     assert home_of(0, str(tmp_path / "missing")) == "/"
+
+
+def test_rlimits_are_set_in_order_with_the_largest_value_as_unlimited():
+    import resource
+
+    kernel = FakeProcessKernel()
+    proc.apply_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
+                        {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}], kernel)
+    assert kernel.calls == [
+        ("setrlimit", resource.RLIMIT_NOFILE, 1024, 4096),
+        ("setrlimit", resource.RLIMIT_CORE, resource.RLIM_INFINITY, resource.RLIM_INFINITY)]
+
+
+def test_an_rlimit_the_kernel_refuses_names_its_index():
+    import resource
+
+    kernel = FakeProcessKernel(fail={("setrlimit", resource.RLIMIT_NPROC):
+                                     PermissionError(errno.EPERM, "Operation not permitted")})
+    with pytest.raises(RuntimeUserError, match=r"process.rlimits\[1\]: cannot set RLIMIT_NPROC to "
+                                               r"soft=9 hard=9: Operation not permitted"):
+        proc.apply_rlimits([{"type": "RLIMIT_CPU", "soft": 1, "hard": 2},
+                            {"type": "RLIMIT_NPROC", "soft": 9, "hard": 9}], kernel)
+
+
+def test_oom_score_adj_is_written_only_when_configured():
+    kernel = FakeProcessKernel()
+    proc.set_oom_score_adj({}, kernel)
+    proc.set_oom_score_adj({"oomScoreAdj": -17}, kernel)
+    assert kernel.calls == [("write_text", "/proc/self/oom_score_adj", "-17")]
+
+
+def test_the_terminal_becomes_stdio_and_the_master_goes_to_the_console_socket():
+    import struct
+    import termios
+
+    kernel = FakeProcessKernel()
+    console = kernel.new_fd("console-socket")
+    bound = []
+    proc.setup_terminal(console, {"height": 24, "width": 80},
+                        bind_console=lambda fd: bound.append(kernel.what(fd)), uid=1000,
+                        kernel=kernel)
+    assert bound == ["pty-slave"]
+    assert kernel.calls == [
+        ("openpty",),
+        ("fchown", "pty-slave", 1000, -1),
+        ("ioctl", "pty-master", termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0)),
+        ("ioctl", "pty-slave", termios.TIOCSCTTY, 0),
+        ("dup2", "pty-slave", 0), ("dup2", "pty-slave", 1), ("dup2", "pty-slave", 2),
+        ("send_fds", "console-socket", [b"/dev/pts/3"], ["pty-master"])]
+    assert kernel.fds == {}     # slave, master and the console socket all closed
+
+
+def test_fds_are_marked_close_on_exec_around_the_kept_ones():
+    kernel = FakeProcessKernel()
+    proc.close_fds_from(4, {2, 4, 7, 8, 12}, kernel)
+    cloexec = linux.CLOSE_RANGE_CLOEXEC
+    assert kernel.calls == [("close_range", 5, 6, cloexec), ("close_range", 9, 11, cloexec),
+                            ("close_range", 13, 0xFFFFFFFF, cloexec)]
+
+
+def test_without_close_range_the_listed_fds_are_marked_one_by_one():
+    import fcntl
+
+    kernel = FakeProcessKernel(files={"/proc/self/fd": "0 1 2 3 5 6"},
+                               fail={("close_range", 3): OSError(errno.ENOSYS, "")})
+    proc.close_fds_from(3, {5}, kernel)
+    assert kernel.named("fcntl") == [
+        ("fcntl", 3, fcntl.F_GETFD, 0), ("fcntl", 3, fcntl.F_SETFD, fcntl.FD_CLOEXEC),
+        ("fcntl", 6, fcntl.F_GETFD, 0), ("fcntl", 6, fcntl.F_SETFD, fcntl.FD_CLOEXEC)]
+
+
+def test_exec_gets_the_process_env_with_a_home():
+    kernel = FakeProcessKernel()
+    proc.exec_program("/bin/sh", {"args": ["sh", "-c", "true"], "env": ["PATH=/bin", "EMPTY"],
+                                  "user": {"uid": 4242}}, None, kernel)
+    assert kernel.calls == [("execve", "/bin/sh", ["sh", "-c", "true"],
+                             {"PATH": "/bin", "EMPTY": "", "HOME": "/"})]

@@ -93,3 +93,39 @@ def test_a_listener_filter_goes_on_while_the_runtime_still_listens():
     assert notify.moment({"noNewPrivileges": True}) == "no-new-privs"
     assert plain.moment({"noNewPrivileges": True}) == "exec"
     assert notify.moment({}) == plain.moment({"noNewPrivileges": False}) == "privileged"
+
+
+def become_then_exec(process: dict, seccomp_filter, kernel) -> list[tuple]:
+    from pyruntime.init import process as proc
+
+    executable = proc.become(process, seccomp_filter, print, kernel=kernel)
+    proc.exec_program(executable, process, seccomp_filter, kernel)
+    return [c[:2] for c in kernel.calls if c[0] in ("seccomp_set_filter", "prctl", "capset",
+                                                    "setresuid", "execve")]
+
+
+def test_without_no_new_privs_the_filter_is_loaded_before_any_privilege_is_dropped():
+    from tests.unit.fake_kernel import FakeProcessKernel
+
+    kernel = FakeProcessKernel(bounding=0b11, permitted=0b11)
+    process = {"args": ["/bin/sh"], "user": {"uid": 1000, "gid": 1000},
+               "capabilities": {"bounding": ["CAP_CHOWN"]}}
+    program = fresh_program(PROFILE)
+    steps = become_then_exec(process, seccomp.Filter(PROFILE, program), kernel)
+    assert steps == [("seccomp_set_filter", program), ("prctl", linux.PR_CAPBSET_DROP),
+                     ("prctl", linux.PR_SET_KEEPCAPS), ("setresuid", 1000),
+                     ("prctl", linux.PR_SET_KEEPCAPS), ("capset", 0), ("execve", "/bin/sh")]
+
+
+def test_with_no_new_privs_the_filter_is_the_last_step_before_execve():
+    from tests.unit.fake_kernel import FakeProcessKernel
+
+    kernel = FakeProcessKernel()
+    process = {"args": ["/bin/sh"], "noNewPrivileges": True}
+    program = fresh_program(PROFILE)
+    steps = become_then_exec(process, seccomp.Filter(PROFILE, program), kernel)
+    assert steps == [("prctl", linux.PR_SET_KEEPCAPS), ("setresuid", 0),
+                     ("prctl", linux.PR_SET_KEEPCAPS), ("capset", 0),
+                     ("prctl", linux.PR_SET_NO_NEW_PRIVS), ("seccomp_set_filter", program),
+                     ("execve", "/bin/sh")]
+    assert kernel.named("seccomp_set_filter") == [("seccomp_set_filter", program, 0)]
