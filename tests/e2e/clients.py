@@ -170,7 +170,7 @@ class PodmanEnv:
             "[engine]\n"
             'cgroup_manager = "cgroupfs"\n'
             'events_logger = "file"\n'
-            f'runtime_supports_json = ["runc", "crun", "pyruntime"]\n'
+            'runtime_supports_json = ["runc", "crun", "pyruntime"]\n'
             "[engine.runtimes]\n"
             + "".join(f'{rt} = ["{path}"]\n' for rt, path in self.runtimes.items())
             + "[network]\n"

@@ -7,7 +7,6 @@ import os
 import time
 import urllib.request
 
-import pytest
 
 from tests.e2e.clients import run_in_pty
 from tests.support import free_port, wait_for

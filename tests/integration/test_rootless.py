@@ -7,7 +7,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
 
 from tests.support import free_port, pyruntime, wait_for
 

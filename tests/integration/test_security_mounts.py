@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import container_config, wait_for
+from tests.support import container_config
 
 
 @pytest.fixture
