@@ -198,3 +198,40 @@ def make_bundle(directory: Path, config: dict, copy_rootfs: bool = True) -> Path
         config["root"]["path"] = str(BUSYBOX_ROOTFS)
     (directory / "config.json").write_text(json.dumps(config, indent=1))
     return directory
+
+
+_OPEN_DEVICES = """
+import errno, json, os, sys
+sys.stdin.readline()
+result = {}
+for name in sys.argv[1:]:
+    try:
+        os.close(os.open(name, os.O_RDONLY))
+        result[name] = "ok"
+    except OSError as e:
+        result[name] = errno.errorcode[e.errno]
+print(json.dumps(result))
+"""
+
+
+def kmsg_and_null(directory: Path) -> tuple[str, str]:
+    """Device nodes for /dev/kmsg (c 1:11) and /dev/null (c 1:3) made in `directory`."""
+    kmsg, null = str(directory / "kmsg"), str(directory / "null")
+    os.mknod(kmsg, 0o600 | 0o020000, os.makedev(1, 11))
+    os.mknod(null, 0o666 | 0o020000, os.makedev(1, 3))
+    return kmsg, null
+
+
+def open_devices_in_cgroup(manager, *paths: str) -> dict[str, str]:
+    """{path: "ok" or the errno name} for opening each path from a process that is moved into
+    the cgroup of `manager` before it tries (it waits on stdin until then)."""
+    proc = subprocess.Popen([sys.executable, "-c", _OPEN_DEVICES, *paths],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        manager.add_process(proc.pid)
+        out, _ = proc.communicate("go\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return json.loads(out)

@@ -18,6 +18,7 @@ import pytest
 from pyruntime.cgroups import events, open_manager, processes, resolve_path, saved_manager, update_flags
 from pyruntime.cgroups.mounts import detect_mode
 from pyruntime.errors import NotSupported, RuntimeUserError
+from tests.support import kmsg_and_null, open_devices_in_cgroup
 
 ROOT = "/sys/fs/cgroup"
 MODE = detect_mode()
@@ -194,37 +195,13 @@ def test_cpuset_pins_to_cpu0_and_update_widens_it(cg):
     assert cpus_allowed(child.pid) == "0-1"
 
 
-OPEN_DEVICES = """
-import errno, json, os, sys
-result = {}
-for name in sys.argv[1:]:
-    try:
-        os.close(os.open(name, os.O_RDONLY))
-        result[name] = "ok"
-    except OSError as e:
-        result[name] = errno.errorcode[e.errno]
-print(json.dumps(result))
-"""
-
-
 def test_device_outside_the_allow_list_cannot_be_opened(cg, tmp_path):
-    kmsg, null = str(tmp_path / "kmsg"), str(tmp_path / "null")
-    os.mknod(kmsg, 0o600 | 0o020000, os.makedev(1, 11))
-    os.mknod(null, 0o666 | 0o020000, os.makedev(1, 3))
+    kmsg, null = kmsg_and_null(tmp_path)
     denied = cg({"devices": [{"allow": False, "access": "rwm"}]})
     allowed = cg({"devices": [{"allow": False, "access": "rwm"},
                               {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}]})
     for mgr, expect in ((denied, "EPERM"), (allowed, "ok")):
-        proc = subprocess.Popen([sys.executable, "-c", "import sys\nsys.stdin.readline()\n" + OPEN_DEVICES,
-                                 kmsg, null], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            mgr.add_process(proc.pid)
-            out, _ = proc.communicate("go\n", timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert json.loads(out) == {kmsg: expect, null: "ok"}
+        assert open_devices_in_cgroup(mgr, kmsg, null) == {kmsg: expect, null: "ok"}
     assert "c 1:11 r" in read(allowed, "devices", "devices.list").splitlines()
 
 

@@ -19,6 +19,7 @@ import pytest
 from pyruntime import linux
 from pyruntime.cgroups import open_manager, processes, saved_manager
 from pyruntime.errors import NotSupported
+from tests.support import kmsg_and_null, open_devices_in_cgroup
 
 
 @pytest.fixture
@@ -154,39 +155,12 @@ def test_controller_missing_on_this_hierarchy_creates_nothing(unified):
     assert not os.path.exists(mgr.dir)
 
 
-OPEN_DEVICES = """
-import errno, json, os, sys
-sys.stdin.readline()
-result = {}
-for name in sys.argv[1:]:
-    try:
-        os.close(os.open(name, os.O_RDONLY))
-        result[name] = "ok"
-    except OSError as e:
-        result[name] = errno.errorcode[e.errno]
-print(json.dumps(result))
-"""
-
-
 def test_ebpf_device_filter_denies_what_is_not_allowed(v2, tmp_path):
-    import json
-
-    kmsg, null = str(tmp_path / "kmsg"), str(tmp_path / "null")
-    os.mknod(kmsg, 0o600 | 0o020000, os.makedev(1, 11))
-    os.mknod(null, 0o666 | 0o020000, os.makedev(1, 3))
+    kmsg, null = kmsg_and_null(tmp_path)
     mgr = v2({"devices": [{"allow": False, "access": "rwm"}]})
 
     def try_open():
-        proc = subprocess.Popen([sys.executable, "-c", OPEN_DEVICES, kmsg, null],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            mgr.add_process(proc.pid)
-            out, _ = proc.communicate("go\n", timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        return json.loads(out)
+        return open_devices_in_cgroup(mgr, kmsg, null)
 
     assert try_open() == {kmsg: "EPERM", null: "ok"}
     # Applying new rules replaces the filter attached to the cgroup.
