@@ -453,7 +453,8 @@ def features():
 
 @main_group.group()
 def network():
-    """Host set-up for networking (the CNI plugin link, the default network)."""
+    """Host set-up for networking (the CNI plugin link, the default network, a multi-node
+    cluster's routes)."""
 
 
 cni_bin_option = click.option("--cni-bin-dir", default="/opt/cni/bin", show_default=True,
@@ -484,6 +485,83 @@ def network_uninstall(cni_bin_dir, config_dir):
 
     for line in admin.uninstall(cni_bin_dir, config_dir):
         click.echo(line)
+
+
+cluster_options = [
+    click.option("--cluster", "cluster_file", required=True, help="The cluster file (docs/multinode.md)."),
+    click.option("--node", "node_name", required=True, help="This node's name in the cluster file."),
+    net_config_option,
+]
+
+
+@network.command(name="node-up")
+@with_options(cluster_options)
+@click.option("--ipam-data-dir", default="", help="dataDir of the node's IPAM leases in the conflist "
+              "(default: the plugin's, /var/lib/cni/networks).")
+@click.option("--force", is_flag=True, help="Replace a conflist that node-up did not write.")
+@pass_ctx
+def network_node_up(ctx: Context, cluster_file, node_name, config_dir, ipam_data_dir, force):
+    """Route to the other nodes' pod subnets, forward, keep pod-to-pod traffic unmasqueraded and
+    write this node's network conflist; re-running converges to the file."""
+    from pyruntime.cluster import node
+
+    node.up(cluster_file, node_name, config_dir, ctx.root, click.echo, data_dir=ipam_data_dir, force=force)
+
+
+@network.command(name="node-down")
+@with_options(cluster_options)
+@pass_ctx
+def network_node_down(ctx: Context, cluster_file, node_name, config_dir):
+    """Remove what node-up made on this node."""
+    from pyruntime.cluster import node
+
+    node.down(cluster_file, node_name, config_dir, ctx.root, click.echo)
+
+
+@main_group.group()
+def service():
+    """ClusterIP-style services: a virtual IP:port that NAT spreads over backends."""
+
+
+firewall_option = click.option("--firewall", type=click.Choice(["auto", "iptables", "nftables"]),
+                               default="auto", show_default=True,
+                               help="Firewall backend (auto: $PYRUNTIME_CNI_FIREWALL, else the host's iptables).")
+
+
+@service.command(name="add")
+@click.argument("name")
+@click.option("--vip", required=True, help="The service address, IP:PORT/PROTO (tcp, udp or sctp).")
+@click.option("--backend", "backends", multiple=True, help="A backend IP:PORT (repeat for more).")
+@firewall_option
+def service_add(name, vip, backends, firewall):
+    """Create service NAME, or replace its VIP and backends in one step."""
+    from pyruntime.services import apply, spec
+
+    apply.add(spec.parse(name, vip, backends), firewall)
+
+
+@service.command(name="del")
+@click.argument("name")
+@firewall_option
+def service_del(name, firewall):
+    """Remove service NAME's chains and rules."""
+    from pyruntime.services import apply
+
+    apply.delete(name, firewall)
+
+
+@service.command(name="list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@firewall_option
+def service_list(fmt, firewall):
+    """Print the services: name, VIP, backends."""
+    from pyruntime.services import apply
+
+    services = apply.list_services(firewall)
+    if fmt == "json":
+        click.echo(json.dumps([s.as_dict() for s in services], indent=2))
+    else:
+        click.echo(apply.table_text(services), nl=False)
 
 
 def click_main() -> int:

@@ -54,13 +54,29 @@ def early_init_stage(preserve_fds: int, cgroup_manager: str):
     return reexec.start("init", preserve_fds=preserve_fds)
 
 
+def early_exec_stage(preserve_fds: int):
+    """The exec stage's interpreter, started first of all: it boots and imports its modules
+    while the runtime loads, reads the container's state and builds the process (the same
+    overlap as early_init_stage's), and, for root, the kernel's wait for the stage's move
+    into the container's cgroup. Nothing of the runtime's is open yet that the stage could
+    inherit (the container's lock comes later). The caller abandons it when done."""
+    import os
+
+    from pyruntime.init import reexec
+
+    if os.geteuid() == 0:
+        from pyruntime.cgroups import warmup
+
+        warmup.start()
+    return reexec.start("exec", preserve_fds=preserve_fds)
+
+
 def state(root: str, container_id: str) -> int:
-    import json
     import sys
 
-    from pyruntime import lifecycle
+    from pyruntime import jsonlite, lifecycle
 
-    sys.stdout.write(json.dumps(lifecycle.container_state(root, container_id), indent=2) + "\n")
+    sys.stdout.write(jsonlite.dumps_indented(lifecycle.container_state(root, container_id)) + "\n")
     return 0
 
 
@@ -142,9 +158,10 @@ def run(root: str, container_id: str, *, bundle: str, console_socket: str | None
 
 def exec_process(root: str, container_id: str, *, command, process_file, tty, console_socket,
                  detach, pid_file, env, cwd, user, additional_gids, cap, no_new_privs,
-                 preserve_fds, cgroup_paths, ignore_paused) -> int:
+                 preserve_fds, cgroup_paths, ignore_paused, stage=None) -> int:
     """exec: the process's own exit code (0 at once with `detach`); 255 when the exec itself
-    fails, as runc answers, apart from any code the process may return."""
+    fails, as runc answers, apart from any code the process may return. `stage`: the exec
+    stage the caller started ahead (early_exec_stage) and abandons afterwards."""
     from pyruntime import execute, lifecycle
     from pyruntime.errors import RuntimeUserError
 
@@ -155,7 +172,8 @@ def exec_process(root: str, container_id: str, *, command, process_file, tty, co
             user=user, additional_gids=additional_gids, caps=cap, no_new_privs=no_new_privs)
         return execute.exec_in(root, container_id, process, console_socket=console_socket,
                                detach=detach, pid_file=pid_file, preserve_fds=preserve_fds,
-                               ignore_paused=ignore_paused, cgroup_paths=cgroup_paths)
+                               ignore_paused=ignore_paused, cgroup_paths=cgroup_paths,
+                               stage=stage)
     except RuntimeUserError as e:
         e.exit_code = 255
         raise

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import time
 
+from pyruntime import jsonlite
 from pyruntime.errors import ContainerExists, ContainerNotFound, RuntimeUserError
 
 DEFAULT_ROOT = "/run/pyruntime"    # root's; rootless.default_state_root() picks per caller
@@ -206,13 +206,13 @@ class ContainerDir:
         tmp = os.path.join(self.path, STATE_FILE + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump(state.to_dict(), f, separators=(",", ":"))
+            f.write(jsonlite.dumps_compact(state.to_dict()))
         os.rename(tmp, os.path.join(self.path, STATE_FILE))
 
     def load(self) -> ContainerState:
         try:
             with open(os.path.join(self.path, STATE_FILE)) as f:
-                return ContainerState.from_dict(json.load(f))
+                return ContainerState.from_dict(jsonlite.loads(f.read()))
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except (ValueError, KeyError, TypeError, AttributeError) as e:  # bad JSON, or the wrong shape

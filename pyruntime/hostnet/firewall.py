@@ -110,6 +110,11 @@ class Backend:
     def delete(self, family: int, owned: dict[str, dict]) -> None:
         raise NotImplementedError
 
+    def replace(self, family: int, owned: dict[str, dict], plans: list[rules.Plan]) -> None:
+        """Remove `owned` and flush and rewrite the plans' chains in one transaction per table
+        (rules.replace_script); the caller holds the xtables lock."""
+        raise NotImplementedError
+
     # -- the operations the plugin uses --------------------------------------------------
     def chain_exists(self, table: str, chain: str) -> bool:
         return any(chain in self.dump(family).get(table, {}).get("chains", ()) for family in (4, 6))

@@ -10,6 +10,7 @@ process, so every family's update runs in a forked child that has loaded none ye
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 from pyruntime.hostnet import rules
@@ -26,6 +27,10 @@ class IptablesLegacyBackend(Backend):
 
     def delete(self, family: int, owned: dict[str, dict]) -> None:
         delete(family, owned)
+
+    def replace(self, family: int, owned: dict[str, dict], plans: list[rules.Plan]) -> None:
+        _iptc()
+        _in_child(_replace_family, family, owned, plans)
 
 
 def _locate_libraries() -> None:
@@ -204,6 +209,49 @@ def _delete_family(family: int, owned: dict[str, dict]) -> None:
                     c = iptc.Chain(t, chain)
                     c.flush()
                     c.delete()
+            t.commit()
+    except (iptc.IPTCError, iptc.XTablesError) as e:
+        raise HostNetError(IO, "iptables (legacy) update failed", str(e)) from None
+
+
+def _replace_family(family: int, owned: dict[str, dict], plans: list[rules.Plan]) -> None:
+    """Backend.replace on libiptc: every change to a table goes into one handle, which its
+    commit swaps into the kernel whole, so a table changes in one step here too."""
+    iptc = _iptc()
+    tables: dict = {}
+
+    def table(name: str):
+        if name not in tables:
+            tables[name] = _table(iptc, family, name)
+        return tables[name]
+
+    try:
+        for p in plans:
+            for name, chain in p.chains:
+                if table(name).is_chain(chain):
+                    table(name).flush_entries(chain)
+                else:
+                    table(name).create_chain(chain)
+        for name, part in owned.items():
+            for line in part["rules"]:
+                words = shlex.split(line)        # comments may hold spaces, quoted
+                iptc.Chain(table(name), words[1]).delete_rule(build_rule(iptc, family, words[2:]))
+        for p in plans:
+            for r in p.rules:
+                chain = iptc.Chain(table(r.table), r.chain)
+                rule = build_rule(iptc, family, r.args)
+                if r.first:
+                    chain.insert_rule(rule)
+                else:
+                    chain.append_rule(rule)
+        for name, part in owned.items():
+            for chain in sorted(part["chains"]):
+                if table(name).is_chain(chain):
+                    table(name).flush_entries(chain)
+            for chain in sorted(part["chains"]):
+                if table(name).is_chain(chain):
+                    table(name).delete_chain(chain)
+        for t in tables.values():
             t.commit()
     except (iptc.IPTCError, iptc.XTablesError) as e:
         raise HostNetError(IO, "iptables (legacy) update failed", str(e)) from None

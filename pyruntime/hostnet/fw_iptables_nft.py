@@ -39,3 +39,8 @@ class IptablesNftBackend(Backend):
 
     def delete(self, family: int, owned: dict[str, dict]) -> None:
         run_tool([self.restore_tools[family], "--noflush"], rules.removal_script(owned))
+
+    def replace(self, family: int, owned: dict[str, dict], plans: list[rules.Plan]) -> None:
+        script = rules.replace_script(owned, plans)
+        if script:
+            run_tool([self.restore_tools[family], "--noflush"], script)

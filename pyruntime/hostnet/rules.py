@@ -272,6 +272,24 @@ def removal_script(owned: dict[str, dict]) -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
+def replace_script(owned: dict[str, dict], plans: list[Plan]) -> str:
+    """iptables-restore --noflush input that removes `owned` and (re)writes the plans in one
+    transaction per table: declaring a chain that exists flushes it, so the plans' chains end
+    up holding exactly the plans' rules; the removed chains go last, once nothing jumps to them."""
+    tables = sorted(set(owned) | {t for p in plans for t, _ in p.chains} | {r.table for p in plans for r in p.rules})
+    out = []
+    for table in tables:
+        out.append(f"*{table}")
+        out += [f":{c} - [0:0]" for p in plans for t, c in p.chains if t == table]
+        part = owned.get(table, {"chains": (), "rules": ()})
+        out += ["-D" + r[2:] for r in part["rules"]]
+        out += [r.restore_line() for p in plans for r in p.rules if r.table == table]
+        out += [f"-F {c}" for c in sorted(part["chains"])]
+        out += [f"-X {c}" for c in sorted(part["chains"])]
+        out.append("COMMIT")
+    return "\n".join(out) + "\n" if out else ""
+
+
 def missing(p: Plan, tables: dict[str, dict]) -> list[str]:
     """What of a plan (and its shared part) is not in a save dump (empty when CHECK passes)."""
     out = missing(p.shared, tables) if p.shared is not None else []

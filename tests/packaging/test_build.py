@@ -59,7 +59,7 @@ def test_the_wheel_carries_every_module_and_the_four_programs(dists):
     modules = {p.relative_to(CHECKOUT).as_posix() for p in (CHECKOUT / "pyruntime").rglob("*.py")}
     assert modules - names == set()
     assert dict(scripts["console_scripts"]) == {
-        "pyruntime": "pyruntime.fastpath:main",
+        "pyruntime": "pyruntime.fastpath:launch",
         "pyruntime-network-hook": "pyruntime.network.hook:main",
         "pyruntime-bridge": "pyruntime.plugins.bridge.main:main",
         "pyruntime-netd": "pyruntime.network.netd:main",

@@ -46,6 +46,7 @@ def test_both_front_ends_call_the_same_command_function(monkeypatch, tmp_path, a
     calls = {}
     early = FakeStage()
     monkeypatch.setattr(commands, "early_init_stage", lambda *_: early)
+    monkeypatch.setattr(commands, "early_exec_stage", lambda *_: early)
     for front_end in ("fastpath", "click"):
         def record(*args, **kwargs):
             calls[front_end] = (args, kwargs)
@@ -54,9 +55,10 @@ def test_both_front_ends_call_the_same_command_function(monkeypatch, tmp_path, a
         monkeypatch.setattr(commands, COMMAND_FUNCTIONS.get(argv[0], argv[0]), record)
         assert run_front_end(monkeypatch, front_end, ["--root", str(tmp_path), *argv]) == 0
     (fast_args, fast_kwargs), (click_args, click_kwargs) = calls["fastpath"], calls["click"]
-    if argv[0] in ("create", "run"):
+    if argv[0] in ("create", "run", "exec"):
         # the fast path started the stage before it parsed; click's command starts it itself
         assert fast_kwargs.pop("stage") is early and "stage" not in click_kwargs
+        assert early.abandoned
     assert (fast_args, fast_kwargs) == (click_args, click_kwargs)
     assert fast_args[0] == str(tmp_path)
 
