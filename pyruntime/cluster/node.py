@@ -15,6 +15,7 @@ import json
 import os
 import socket
 
+from pyruntime.cache import write_atomically
 from pyruntime.cluster import model, plan
 from pyruntime.errors import RuntimeUserError
 
@@ -307,18 +308,10 @@ def _write_conflist(cluster, me, config_dir: str, data_dir: str, record: dict, f
     if present is not None and present != written_by_us and not force:
         raise NodeError(f"{path} exists and is not the file node-up wrote (or was changed since): "
                         "--force replaces it")
-    tmp = os.path.join(config_dir, f".{cluster.network}.conflist.{os.getpid()}.tmp")
     try:
-        os.makedirs(config_dir, mode=0o755, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)       # the hook reads the old or the new file, never half of one
+        write_atomically(path, text.encode())   # the hook reads the old or the new file, never half
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise NodeError(f"cannot write {path}: {e.strerror}") from None
+        raise NodeError(f"cannot write {path}: {e.strerror or e}") from None
     record["conflist"] = {"path": path, "text": text}
     what = "updated" if present is not None else "wrote"
     return [f"{what} {path} (network {cluster.network}: pods from {me.subnet})"]
@@ -371,14 +364,11 @@ def _read_record(root: str, network: str) -> dict:
 
 def _save_record(root: str, network: str, record: dict) -> None:
     path = record_path(root, network)
-    tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record, f)
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(record).encode())
     except OSError as e:
-        raise NodeError(f"cannot write {path}: {e.strerror}") from None
+        raise NodeError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _remove_record(root: str, network: str) -> None:

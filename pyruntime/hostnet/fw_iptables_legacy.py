@@ -174,12 +174,7 @@ def _write_family(family: int, fam_plans: list[rules.Plan]) -> None:
                 table(name).create_chain(chain)
                 changed.add(name)
         for r in p.rules:
-            chain = iptc.Chain(table(r.table), r.chain)
-            rule = build_rule(iptc, family, r.args)
-            if r.first:
-                chain.insert_rule(rule)
-            else:
-                chain.append_rule(rule)
+            _add_rule(iptc, family, table(r.table), r)
             changed.add(r.table)
 
     try:
@@ -196,14 +191,28 @@ def _write_family(family: int, fam_plans: list[rules.Plan]) -> None:
         raise HostNetError(IO, "iptables (legacy) update failed", str(e)) from None
 
 
+def _add_rule(iptc, family: int, table, r: rules.Rule) -> None:
+    chain = iptc.Chain(table, r.chain)
+    rule = build_rule(iptc, family, r.args)
+    if r.first:
+        chain.insert_rule(rule)
+    else:
+        chain.append_rule(rule)
+
+
+def _delete_rule(iptc, family: int, table, save_line: str) -> None:
+    """Delete the rule a save line ("-A CHAIN ...") shows; its comment may hold quoted spaces."""
+    words = shlex.split(save_line)
+    iptc.Chain(table, words[1]).delete_rule(build_rule(iptc, family, words[2:]))
+
+
 def _delete_family(family: int, owned: dict[str, dict]) -> None:
     iptc = _iptc()
     try:
         for name, part in owned.items():
             t = _table(iptc, family, name)
             for line in part["rules"]:
-                words = line.split(" ")
-                iptc.Chain(t, words[1]).delete_rule(build_rule(iptc, family, words[2:]))
+                _delete_rule(iptc, family, t, line)
             for chain in part["chains"]:
                 if t.is_chain(chain):
                     c = iptc.Chain(t, chain)
@@ -234,16 +243,10 @@ def _replace_family(family: int, owned: dict[str, dict], plans: list[rules.Plan]
                     table(name).create_chain(chain)
         for name, part in owned.items():
             for line in part["rules"]:
-                words = shlex.split(line)        # comments may hold spaces, quoted
-                iptc.Chain(table(name), words[1]).delete_rule(build_rule(iptc, family, words[2:]))
+                _delete_rule(iptc, family, table(name), line)
         for p in plans:
             for r in p.rules:
-                chain = iptc.Chain(table(r.table), r.chain)
-                rule = build_rule(iptc, family, r.args)
-                if r.first:
-                    chain.insert_rule(rule)
-                else:
-                    chain.append_rule(rule)
+                _add_rule(iptc, family, table(r.table), r)
         for name, part in owned.items():
             for chain in sorted(part["chains"]):
                 if table(name).is_chain(chain):

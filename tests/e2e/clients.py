@@ -134,6 +134,17 @@ def cgroup_dirs_under(parent: str) -> set[str]:
     return found
 
 
+def stop_daemon(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """TERM a daemon the test started, KILL it if it outlives `timeout`, and reap it."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def remove_cgroup_tree(parent: str) -> None:
     """rmdir a cgroup subtree bottom-up in every hierarchy (all must be empty by now)."""
     for hierarchy in cgroup_hierarchies():
@@ -348,12 +359,7 @@ class Containerd:
         for image in self.ctr("images", "ls", "-q").out.split():
             self.ctr("images", "rm", "--sync", image)
         self.ctr("namespaces", "remove", self.namespace)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_daemon(self.proc)
         self.log.close()
         shutil.rmtree(self.base, ignore_errors=True)
         # the shim's runtime root: /run/containerd/runc/<namespace>

@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.e2e.clients import RUNC, CniNetwork, cgroup_dirs_under, remove_cgroup_tree, run_command
+from tests.e2e.clients import RUNC, CniNetwork, cgroup_dirs_under, remove_cgroup_tree, run_command, stop_daemon
 from tests.e2e.cri import messages
 from tests.e2e.cri.client import CriClient, CriError
 from tests.support import BUSYBOX_ROOTFS
@@ -297,13 +297,7 @@ class CriNode:
             self.client.close()
         if not self.proc:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_daemon(self.proc)
         self.log.close()
 
 
