@@ -72,6 +72,7 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
     (reexec.start("exec")), who abandons it; without one it is started here, once the
     container is locked (and without its lock fd)."""
     from pyruntime import cgroups, hostprocess, linux
+    from pyruntime.cgroups import warmup
     from pyruntime.console import TerminalProxy, connect_console
     from pyruntime.init import execin, protocol, reexec, seccomp
     from pyruntime.rollback import Rollback
@@ -115,6 +116,7 @@ def exec_in(root: str, container_id: str, process: dict, *, console_socket: str 
             proxy.theirs.close()  # the child has it; an EOF must reach us if it dies
         if state.cgroup:
             cgroups.saved_manager(state.cgroup).add_process(stage1_pid, subs)
+            warmup.stop()
         protocol.send_cgroup_ready(parent_sock)
         if status == PAUSED:
             # The stage now waits, frozen, for a `resume`, which needs the lock.

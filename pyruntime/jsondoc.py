@@ -10,7 +10,7 @@ front. Standard library only: the network hooks import this too.
 
 from __future__ import annotations
 
-import json
+from pyruntime import jsonlite
 
 MAX_BYTES = 16 * 1024 * 1024     # far above any real configuration, result or state
 MAX_DEPTH = 100                  # levels of arrays and objects
@@ -36,7 +36,7 @@ def loads(raw: bytes | str, max_depth: int = MAX_DEPTH):
         raise JsonDocError(f"larger than {MAX_BYTES} bytes")
     text = _utf8(raw) if isinstance(raw, (bytes, bytearray)) else raw
     try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
+        doc = jsonlite.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
         raise JsonDocError(f"nested more than {max_depth} levels deep") from None
     except JsonDocError:

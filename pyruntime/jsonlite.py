@@ -31,23 +31,36 @@ class _DecoderSettings:
     memo: dict = {}
 
 
-_scan_once = _json.make_scanner(_DecoderSettings())
+def _make_scanner(parse_constant):
+    settings = _DecoderSettings()
+    settings.parse_constant = parse_constant   # on the instance: a function stays unbound
+    return _json.make_scanner(settings)
 
 
-def loads(text: str | bytes):
-    """json.loads(text): a ValueError (json.JSONDecodeError) when it is not JSON."""
+_scan_once = _make_scanner(_DecoderSettings.parse_constant)
+_scanners: dict = {}   # parse_constant -> its scanner
+
+
+def loads(text: str | bytes, parse_constant=None):
+    """json.loads(text, parse_constant=parse_constant): a ValueError (json.JSONDecodeError)
+    when it is not JSON. `parse_constant` is called with "NaN", "Infinity" or "-Infinity"
+    for those literals (what it raises comes out of loads)."""
+    scan_once = _scan_once
+    if parse_constant is not None:
+        scan_once = _scanners.get(parse_constant) or _scanners.setdefault(
+            parse_constant, _make_scanner(parse_constant))
     if not isinstance(text, str):
         if not _plain_utf8(text):
             import json   # UTF-16 or -32, which json detects; or not text at all
 
-            return json.loads(text)
+            return json.loads(text, parse_constant=parse_constant)
         text = bytes(text[3:] if text[:3] == _UTF8_BOM else text).decode("utf-8", "surrogatepass")
     elif text.startswith("\ufeff"):
         raise _decode_error("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     document = text.lstrip(_WHITESPACE)
     start = len(text) - len(document)
     try:
-        value, end = _scan_once(text, start)
+        value, end = scan_once(text, start)
     except StopIteration as e:
         raise _decode_error("Expecting value", text, e.value) from None
     rest = len(text) - len(text[end:].lstrip(_WHITESPACE))

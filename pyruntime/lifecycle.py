@@ -69,6 +69,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, rollbac
                       console_socket: str | None, no_pivot: bool, preserve_fds: int, console,
                       stage) -> None:
     from pyruntime import hooks, hostprocess, idmap
+    from pyruntime.cgroups import warmup
     from pyruntime.console import connect_console
     from pyruntime.init import container, protocol, reexec, seccomp
 
@@ -105,6 +106,7 @@ def _create_container(cdir: ContainerDir, state: ContainerState, cgroup, rollbac
     # allowed by the devices controller.
     if cgroup is not None and _make_cgroup(cgroup, lx):
         cgroup.add_process(stage1_pid)
+        warmup.stop()
     else:
         state.cgroup = {}
     protocol.send_cgroup_ready(parent_sock)

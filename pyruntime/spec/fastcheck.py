@@ -16,7 +16,9 @@ import marshal
 import os
 import sys
 import zlib
-from collections.abc import Callable
+TYPE_CHECKING = False   # typing itself is not imported on the hot path
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from pyruntime.cache import cache_dir, trusted, write_atomically
 from pyruntime.spec import schemas

@@ -15,7 +15,6 @@ a path string, or in that last case an importlib.resources Traversable.
 
 from __future__ import annotations
 
-import json
 import os
 
 # The document kinds and the schema file each one starts from.
@@ -80,6 +79,8 @@ def _entry(directory, name: str):
 
 
 def _load(directory, name: str) -> dict:
+    import json   # only to compile a validator anew: a cached one needs no schema parsed
+
     return json.loads(read_bytes(_entry(directory, name)).decode("utf-8"))
 
 

@@ -8,7 +8,9 @@ look at the filesystem.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+TYPE_CHECKING = False   # typing itself is not imported on the hot path
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 from pyruntime.spec import jsonpath
 

@@ -1,16 +1,15 @@
 """Loading and validating OCI documents: the entry points the runtime calls.
 
-The path for a valid config stays cheap: json, the cached fast validator (see fastcheck) and the
-plain-Python semantic checks. jsonschema is imported only to explain a document the fast check
+The path for a valid config stays cheap: jsonlite (no json import), the cached fast validator
+(see fastcheck) and the plain-Python semantic checks. jsonschema is imported only to explain a document the fast check
 rejected.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
-from pyruntime import jsondoc, log
+from pyruntime import jsondoc, jsonlite, log
 from pyruntime.boundedfile import MAX_CONFIG_BYTES, read_bounded_file
 from pyruntime.errors import ConfigError, RuntimeUserError
 from pyruntime.spec import fastcheck, schemas
@@ -76,13 +75,13 @@ def read_config(bundle: str, path: str | None = None) -> dict:
         missing = f"--config {path}: no such file"
     raw = read_bounded_file(path, MAX_CONFIG_BYTES, missing=missing)
     try:
-        config = json.loads(raw)
-    except json.JSONDecodeError as e:
+        config = jsonlite.loads(raw)
+    except UnicodeDecodeError as e:
+        raise RuntimeUserError(f"invalid config.json: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except ValueError as e:   # json.JSONDecodeError, named without importing json
         raise RuntimeUserError(
             f"invalid config.json: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}"
         ) from None
-    except UnicodeDecodeError as e:
-        raise RuntimeUserError(f"invalid config.json: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except RecursionError:
         raise RuntimeUserError(f"invalid config.json: nested more than {MAX_CONFIG_DEPTH} levels deep") from None
     try:

@@ -59,11 +59,34 @@ def test_the_wheel_carries_every_module_and_the_four_programs(dists):
     modules = {p.relative_to(CHECKOUT).as_posix() for p in (CHECKOUT / "pyruntime").rglob("*.py")}
     assert modules - names == set()
     assert dict(scripts["console_scripts"]) == {
-        "pyruntime": "pyruntime.fastpath:launch",
         "pyruntime-network-hook": "pyruntime.network.hook:main",
         "pyruntime-bridge": "pyruntime.plugins.bridge.main:main",
         "pyruntime-netd": "pyruntime.network.netd:main",
     }
+    # pyruntime itself is a plain script, its first line left for the installer to fill in
+    assert "pyruntime-0.1.0.data/scripts/pyruntime" in names
+    assert not [n for n in names if n.startswith("pyruntime/scripts/")]   # not as data as well
+
+
+def test_the_program_imports_no_more_than_the_hot_command_needs(dists, tmp_path):
+    """The installed `pyruntime` exists to avoid the `import re` of pip's console-script
+    template: run the wheel's own script on the fast path (a `state` of an unknown id) and
+    read what it imported."""
+    _, wheel = dists
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(site)
+    script = site / "pyruntime-0.1.0.data" / "scripts" / "pyruntime"
+    assert script.read_text().startswith("#!python\n")
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(script), "--root",
+                           str(tmp_path / "state"), "state", "nosuch"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1 and "nosuch" in proc.stderr, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert "pyruntime.fastpath" in imported
+    assert not imported & {"re", "enum", "click", "json", "typing"}, imported
 
 
 def test_the_sdist_keeps_the_schemas_where_they_are_edited(dists):
