@@ -57,6 +57,9 @@ def start() -> None:
     if target is not None:
         import _thread
 
+        global _done
+        _done = False   # a process may create more than once (checkpoint's restore, tests)
+
         _thread.start_new_thread(_move_self, (target,))
 
 

@@ -80,3 +80,12 @@ def test_a_state_round_trip_imports_neither_json_nor_re():
             "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_parse_constant_is_called_for_the_literals_json_allows():
+    import json
+
+    seen = []
+    assert jsonlite.loads('[NaN, 1, -Infinity]', parse_constant=lambda n: seen.append(n) or n) \
+        == json.loads('[NaN, 1, -Infinity]', parse_constant=lambda n: n)
+    assert seen == ["NaN", "-Infinity"]
