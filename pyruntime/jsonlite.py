@@ -63,6 +63,13 @@ def loads(text: str | bytes, parse_constant=None):
         value, end = scan_once(text, start)
     except StopIteration as e:
         raise _decode_error("Expecting value", text, e.value) from None
+    except SystemError:
+        # The C scanner raises its JSONDecodeError only when json.decoder is already in
+        # sys.modules (it looks it up there, it does not import it); without it, a document
+        # broken inside a value gives this. json itself says what is wrong and where.
+        import json
+
+        return json.loads(text, parse_constant=parse_constant)
     rest = len(text) - len(text[end:].lstrip(_WHITESPACE))
     if rest != len(text):
         raise _decode_error("Extra data", text, rest)

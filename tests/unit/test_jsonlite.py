@@ -89,3 +89,17 @@ def test_parse_constant_is_called_for_the_literals_json_allows():
     assert jsonlite.loads('[NaN, 1, -Infinity]', parse_constant=lambda n: seen.append(n) or n) \
         == json.loads('[NaN, 1, -Infinity]', parse_constant=lambda n: n)
     assert seen == ["NaN", "-Infinity"]
+
+
+@pytest.mark.parametrize("text", ["{ not json", '{"a": [1, }', '["\\x"]', "[1,]"])
+def test_refuses_broken_documents_in_a_process_that_never_imported_json(text):
+    # The C scanner finds its error class in sys.modules only: the test process has json
+    # loaded, a command's process does not.
+    code = ("import sys; from pyruntime import jsonlite\n"
+            "try:\n    jsonlite.loads(sys.argv[1])\n"
+            "except ValueError as e:\n    print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", code, text], capture_output=True, text=True,
+                         check=True)
+    with pytest.raises(json.JSONDecodeError) as theirs:
+        json.loads(text)
+    assert out.stdout.strip() == f"JSONDecodeError {theirs.value}"
