@@ -227,6 +227,10 @@ class V1Manager(CgroupManager):
         try:
             action(ctrl)
         except OSError as e:
+            if e.errno == errno.EACCES and not os.path.exists(ctrl.filepath(name.encode())):
+                # cgroupfs cannot create files: a write to one this kernel lacks (blkio.weight
+                # without CFQ or BFQ) fails with EACCES, not ENOENT
+                e = OSError(errno.ENOENT, os.strerror(errno.ENOENT))
             raise write_error(op.field, name, value, e) from None
         except (ValueError, TypeError, RuntimeError) as e:
             raise RuntimeUserError(f"{op.field}: invalid value {value!r} for {name}: {e}") from None
