@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from pyruntime.spec import fastcheck, schemas
 from pyruntime.spec.validate import schema_check
-from tests.unit.spec.support import VALID
+from tests.unit.spec.support import VALID, base_config
 
 
 @pytest.fixture
@@ -106,3 +108,18 @@ def test_generated_code_needs_no_schema_library():
     source = fastcheck.generate_source("config", schemas.schema_dir())
     assert "import fastjsonschema" not in source and "from fastjsonschema" not in source
     assert "from decimal" not in source
+    assert "import re" not in source
+
+
+def test_a_valid_config_is_checked_without_importing_re(dirs):
+    """ociVersion, capability names, device access and absolute paths all have patterns."""
+    schema_dir, cache_dir = dirs
+    fastcheck.fast_validator("config", schema_dir, cache_dir)   # compiled and cached here
+    bad_version = {**base_config(), "ociVersion": "1.x"}
+    code = ("import sys; from pyruntime import jsonlite; from pyruntime.spec import fastcheck; "
+            "check = fastcheck.fast_validator('config', sys.argv[1], sys.argv[2]); "
+            "print(*(check(jsonlite.loads(doc)) for doc in sys.argv[3:]), 're' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, schema_dir, cache_dir,
+                          json.dumps(base_config()), json.dumps(bad_version)],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False"]
