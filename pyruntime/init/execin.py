@@ -75,12 +75,13 @@ def stage1(opts: ExecOptions, sock) -> None:
     code = 1
     try:
         KERNEL.prctl(proc.PR_SET_DUMPABLE, 0)
-        protocol.recv_cgroup_ready(sock)
-        # Nothing of the host's filesystem can be imported once the mount namespace is joined.
+        # Nothing of the host's filesystem can be imported once the mount namespace is joined;
+        # loaded while the runtime still sets up the cgroup, off the exec's critical path.
         seccomp_filter = seccomp.Filter.of(opts.config, opts.seccomp_program)
         preload_modules({"process": opts.process, "linux": opts.config.get("linux") or {}},
                         seccomp_filter)
         from pyruntime import log  # noqa: F401
+        protocol.recv_cgroup_ready(sock)
         join_namespaces_of(opts.init_pid)
         pid = KERNEL.fork()
         if pid == 0:

@@ -148,15 +148,15 @@ def start(stage: str, preserve_fds: int = 0, close_in_child: set[int] = frozense
     It keeps stdio, the caller's `preserve_fds` fds from 3 on (--preserve-fds) and its own two
     channels; `close_in_child`: runtime fds it must not keep even among those (the container
     lock)."""
-    interpreter = sealed_interpreter()
     payload = -1
     parent_sock = child_sock = -1
+    runtime = os.getpid()
     try:
         parent_sock, child_sock = sync.pair()
         payload = os.memfd_create("pyruntime-options", os.MFD_CLOEXEC)
         pid = os.fork()
         if pid == 0:
-            _exec_stage(interpreter, payload, stage, parent_sock, child_sock, preserve_fds,
+            _exec_stage(runtime, payload, stage, parent_sock, child_sock, preserve_fds,
                         close_in_child)
     except BaseException:
         for fd in (payload, parent_sock):
@@ -164,21 +164,25 @@ def start(stage: str, preserve_fds: int = 0, close_in_child: set[int] = frozense
                 os.close(fd)
         raise
     finally:
-        os.close(interpreter)
         if child_sock >= 0:
             os.close(child_sock)
     return Stage(pid, parent_sock, payload)
 
 
-def _exec_stage(interpreter: int, payload: int, stage: str, parent_sock: int, child_sock: int,
+def _exec_stage(runtime: int, payload: int, stage: str, parent_sock: int, child_sock: int,
                 preserve_fds: int, close_in_child: set[int]) -> None:
-    """In the forked child: never returns."""
+    """In the forked child: never returns. The child, not the runtime, opens the sealed
+    interpreter and sets its parent-death signal: both go through ctypes (~2 ms to import),
+    which the runtime then loads later, while the stage boots, instead of before the fork."""
     try:
         os.close(parent_sock)
         for fd in close_in_child:
             os.close(fd)
-        close_all_but(set(range(3, 3 + preserve_fds)) | {interpreter, child_sock, payload})
+        close_all_but(set(range(3, 3 + preserve_fds)) | {child_sock, payload})
         linux.set_pdeathsig(SIGKILL)  # kept across execve
+        if os.getppid() != runtime:   # the runtime died before the signal was set
+            os._exit(1)
+        interpreter = sealed_interpreter()
         for fd in (child_sock, payload):
             os.set_inheritable(fd, True)
         argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, stage, str(child_sock), str(payload),
@@ -259,6 +263,7 @@ def stage_main(stage: str, sock: int, payload: int) -> None:
     if stage == "init":
         from pyruntime.init import container
 
+        container.load_ahead()
         cls, run = container.InitOptions, container.stage1
     else:
         from pyruntime.init import execin

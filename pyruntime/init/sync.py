@@ -15,7 +15,6 @@ from __future__ import annotations
 import marshal
 import os
 
-from pyruntime import linux
 from pyruntime.errors import RuntimeUserError
 
 MAX_MESSAGE = 1 << 20
@@ -26,8 +25,15 @@ class SyncError(RuntimeUserError):
 
 
 def pair() -> tuple[int, int]:
-    """(runtime end, child end): two connected SOCK_SEQPACKET socket fds, close-on-exec."""
-    return linux.seqpacket_pair()
+    """(runtime end, child end): two connected SOCK_SEQPACKET socket fds, close-on-exec.
+
+    Made with the interpreter's C socket module (`_socket`, what `socket` wraps): `socket`
+    itself imports enum and selectors, and ctypes is not loaded yet when a create or exec
+    starts its stage."""
+    import _socket
+
+    ends = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    return ends[0].detach(), ends[1].detach()
 
 
 def send(fd: int, kind: str, **payload) -> None:

@@ -257,16 +257,6 @@ def sethostname(name: str) -> None:
     _check(_lib().sethostname(raw, len(raw)), f"sethostname({name!r})")
 
 
-def seqpacket_pair() -> tuple[int, int]:
-    """socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC) as two fds: `create` and `exec`
-    need nothing else of the socket module, whose import costs every container start ~2 ms."""
-    import ctypes
-
-    fds = (ctypes.c_int * 2)()
-    _check(_lib().socketpair(1, 5 | os.O_CLOEXEC, 0, fds), "socketpair(AF_UNIX, SOCK_SEQPACKET)")
-    return fds[0], fds[1]
-
-
 def inet_dgram_socket() -> int:
     """A bare AF_INET datagram socket fd, for interface ioctls. The socket module would do,
     but the container's init does not import it (~8 ms) just for this."""
