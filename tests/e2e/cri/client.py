@@ -6,6 +6,8 @@ with `wire` from the tables in `messages`, so no generated code and no .proto ar
 
 from __future__ import annotations
 
+import os
+
 from tests.e2e.cri import messages, wire
 
 API = "runtime.v1"
@@ -20,10 +22,21 @@ class CriError(RuntimeError):
         self.details = details
 
 
+def _import_grpc():
+    # gRPC's fork support restarts its poller thread in every forked child; a child that
+    # closes its fds before exec (subprocess's close_fds) then dies on EBADF with a gRPC
+    # error on its stderr (grpc/grpc#43055). Every later test of this process that runs a
+    # program would see that instead of the program. The client never forks itself.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+    import grpc
+
+    return grpc
+
+
 def grpc_available() -> str | None:
     """None when the client can work here, else why not."""
     try:
-        import grpc  # noqa: F401
+        _import_grpc()
     except ImportError:
         return "the CRI client needs grpcio (pip install -e '.[test]')"
     return None
@@ -31,8 +44,7 @@ def grpc_available() -> str | None:
 
 class CriClient:
     def __init__(self, socket_path: str, timeout: float = 120):
-        import grpc
-
+        grpc = _import_grpc()
         self._grpc = grpc
         self.timeout = timeout
         self.channel = grpc.insecure_channel(f"unix://{socket_path}")
