@@ -18,7 +18,6 @@ from __future__ import annotations
 # Escapes that stand for themselves (and the three whitespace ones the schemas may use).
 _ESCAPED = {c: c for c in ".^$*+?()[]{}|\\/-"}
 _ESCAPED.update({"n": "\n", "t": "\t", "r": "\r"})
-_SPECIAL = set(".^$*+?()[]{}|\\")
 _UNBOUNDED = -1
 
 
@@ -42,8 +41,8 @@ class Pattern:
     def __init__(self, source: str):
         tree = _Parser(source).parse()
         self._match = _compile(tree, _accept)
-        self._anchored = bool(tree[1]) and tree[1][0][0] == "alt" and all(
-            branch and branch[0][0] == "bol" for branch in tree[1][0][1])
+        # every branch starts with ^: no need to try a later start
+        self._anchored = all(branch and branch[0][0] == "bol" for branch in tree[1][0][1])
 
     def search(self, text: str) -> bool:
         if not isinstance(text, str):
@@ -52,8 +51,9 @@ class Pattern:
         return any(self._match(text, start) for start in range(last + 1))
 
 
-# The tree: ("seq", nodes), ("alt", [seq, ...]), ("char", predicate args), ("rep", node,
-# min, max), ("bol",), ("eol",), ("eos",).
+# The tree: ("seq", nodes), ("alt", [nodes, ...]), ("char", included, ((low, high), ...)) for
+# one character inside (or, included False, outside) the ranges, ("rep", node, min, max) with
+# max -1 for unbounded, and the anchors ("bol",), ("eol",) ($) and ("eos",) (\Z).
 
 
 class _Parser:
