@@ -25,6 +25,8 @@ ROOT = "/sys/fs/cgroup"
 REPEAT_S = 0.005
 # Past any create's own work: a create that waits longer (a slow hook) pays the wait once.
 KEEP_WARM_S = 2.0
+# How long start() waits for the thread to reach its first move; the thread takes ~0.1 ms.
+START_WAIT_S = 0.02
 _done = False
 
 
@@ -59,8 +61,13 @@ def start() -> None:
 
         global _done
         _done = False   # a process may create more than once (checkpoint's restore, tests)
-
-        _thread.start_new_thread(_move_self, (target,))
+        writing = _thread.allocate_lock()
+        writing.acquire()
+        _thread.start_new_thread(_move_self, (target, writing))
+        # A new thread runs only once this one lets go of the GIL, and the imports that come
+        # next hold it for up to the switch interval (5 ms) at a time: wait, the GIL
+        # released, until the thread is about to write, so the grace period starts now.
+        writing.acquire(timeout=START_WAIT_S)
 
 
 def stop() -> None:
@@ -69,17 +76,25 @@ def stop() -> None:
     _done = True
 
 
-def _move_self(procs_file: str) -> None:
+def _move_self(procs_file: str, writing) -> None:
+    """The thread: `writing` is released just before the first move (or when none is made)."""
     pid = str(os.getpid()).encode()
     deadline = time.monotonic() + KEEP_WARM_S
-    while not _done and time.monotonic() < deadline:
-        try:
-            # opened each time: no fd of this thread's stays open for a forked stage to see
-            fd = os.open(procs_file, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        while not _done and time.monotonic() < deadline:
             try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
-        except OSError:
-            return   # not root, a read-only cgroupfs, a cgroup that went away: the real move pays
-        time.sleep(REPEAT_S)
+                # opened each time: no fd of this thread's stays open for a forked stage to see
+                fd = os.open(procs_file, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    if writing is not None:
+                        writing.release()
+                        writing = None
+                    os.write(fd, pid)
+                finally:
+                    os.close(fd)
+            except OSError:
+                return   # not root, a read-only cgroupfs, a cgroup that went away: the real move pays
+            time.sleep(REPEAT_S)
+    finally:
+        if writing is not None:
+            writing.release()

@@ -96,10 +96,12 @@ def load_ahead() -> None:
     options (it has nothing else to do then, and runs alongside the runtime): imported after
     the cgroup move instead, these ~3 ms would lengthen every create. The init, a fork of the
     stage, inherits them."""
-    import fcntl, struct, termios  # noqa: E401,F401
+    import fcntl, struct  # noqa: E401,F401
 
-    from pyruntime import hooks, rootless  # noqa: F401
+    from pyruntime import hooks, linux, rootless  # noqa: F401
     from pyruntime.init import inroot, kernel, mountplan, process, rootfs, seccomp  # noqa: F401
+
+    linux.preload()
 
 
 def stage1(opts: InitOptions, sock) -> None:
@@ -326,11 +328,11 @@ def prepare_and_wait(opts: InitOptions, sock, plan: NamespacePlan) -> None:
 def preload_modules(config: dict, seccomp_filter) -> None:
     """Import now what the init uses after pivot_root: from then on the interpreter's own
     files (and shared libraries such as libseccomp) are out of reach."""
-    import fcntl, struct, termios  # noqa: E401,F401
+    import fcntl, struct  # noqa: E401,F401
     from pyruntime.init import inroot  # noqa: F401  (the cwd is entered through it)
 
     if (config.get("process") or {}).get("terminal"):
-        import socket  # noqa: F401  (setup_terminal sends the pty master with it)
+        import socket, termios  # noqa: E401,F401  (setup_terminal sends the pty master with them)
     if (config.get("hooks") or {}).get("startContainer"):
         import json, subprocess  # noqa: E401,F401  (hooks.run_hook imports them when it runs)
     if (config.get("process") or {}).get("scheduler"):

@@ -1,9 +1,10 @@
 """Thin wrappers for the Linux system calls the Python standard library lacks.
 
 Python 3.11 has no os.unshare/os.setns and never had mount, pivot_root, capset or prctl, so they
-are reached here through ctypes. This is the only module that touches ctypes; everything else
-calls these functions, which raise OSError with the failing call and its arguments named.
-Importing this module is cheap: libc is only opened on the first call.
+are reached here through libc (`libc.py`, on CPython's _ctypes: the ctypes package itself
+costs more to import than a container's stage spends in all these calls). Nothing else calls
+C; everything else calls these functions, which raise OSError with the failing call and its
+arguments named. Importing this module is cheap: libc is only opened on the first call.
 """
 
 from __future__ import annotations
@@ -133,17 +134,23 @@ _libc = None
 def _lib():
     global _libc
     if _libc is None:
-        import ctypes
+        from pyruntime.linux import libc
 
-        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc = libc.Library()
     return _libc
+
+
+def preload() -> None:
+    """Open libc now (the first call would), for a process that has time to spare before its
+    calls are on the clock."""
+    _lib()
 
 
 def _check(result: int, what: str) -> int:
     if result == -1:
-        import ctypes
+        from pyruntime.linux import libc
 
-        err = ctypes.get_errno()
+        err = libc.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
     return result
 
@@ -188,12 +195,13 @@ def mount_setattr(fd: int, attr_set: int, attr_clr: int = 0, propagation: int = 
     """Change the attributes of the mount `fd` refers to (and of every mount below it when
     `recursive`): MOUNT_ATTR_* bits to set and clear, an MS_* propagation type, and with
     MOUNT_ATTR_IDMAP the user namespace whose maps the mount takes."""
-    import ctypes
     import struct
+
+    from pyruntime.linux import libc
 
     attr = struct.pack("=QQQQ", attr_set, attr_clr, propagation, userns_fd)  # struct mount_attr
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    _check(_lib().syscall(_SYS_MOUNT_SETATTR, fd, b"", flags, attr, ctypes.c_size_t(len(attr))),
+    _check(_lib().syscall(_SYS_MOUNT_SETATTR, fd, b"", flags, attr, libc.c_size_t(len(attr))),
            f"mount_setattr({fd}, set {attr_set:#x}, clear {attr_clr:#x})")
 
 
@@ -203,10 +211,10 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 def close_range(first: int, last: int, flags: int = 0) -> None:
     """close_range(2): close (or with CLOSE_RANGE_CLOEXEC mark close-on-exec) fds first..last,
     without needing /proc."""
-    import ctypes
+    from pyruntime.linux import libc
 
-    _check(_lib().syscall(_SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last),
-                          ctypes.c_uint(flags)),
+    _check(_lib().syscall(_SYS_CLOSE_RANGE, libc.c_uint(first), libc.c_uint(last),
+                          libc.c_uint(flags)),
            f"close_range({first}, {last})")
 
 
@@ -239,11 +247,12 @@ def fsmount_new(fstype: str, options: list[tuple[str, str | None]] = (), attr_fl
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): open `path` relative to `dirfd` with the kernel enforcing `resolve`
     (RESOLVE_IN_ROOT: symlinks and ".." are resolved as if `dirfd` were "/")."""
-    import ctypes
     import struct
 
+    from pyruntime.linux import libc
+
     how = struct.pack("=QQQ", flags, mode, resolve)  # struct open_how
-    return _check(_lib().syscall(_SYS_OPENAT2, dirfd, _b(path), how, ctypes.c_size_t(len(how))),
+    return _check(_lib().syscall(_SYS_OPENAT2, dirfd, _b(path), how, libc.c_size_t(len(how))),
                   f"openat2({path!r})")
 
 
@@ -269,11 +278,11 @@ def setdomainname(name: str) -> None:
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    import ctypes
+    from pyruntime.linux import libc
 
     lib = _lib()
-    args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
-    return _check(lib.prctl(ctypes.c_int(option), *args), f"prctl({option})")
+    args = [libc.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
+    return _check(lib.prctl(libc.c_int(option), *args), f"prctl({option})")
 
 
 def personality(persona: int) -> None:
@@ -286,20 +295,20 @@ _CAP_V3 = 0x20080522
 
 def capget(pid: int = 0) -> tuple[int, int, int]:
     """Return (effective, permitted, inheritable) of `pid` (0: this thread) as 64-bit masks."""
-    import ctypes
+    from pyruntime.linux import libc
 
-    header = (ctypes.c_uint32 * 2)(_CAP_V3, pid)
-    data = (ctypes.c_uint32 * 6)()
+    header = (libc.c_uint32 * 2)(_CAP_V3, pid)
+    data = (libc.c_uint32 * 6)()
     _check(_lib().syscall(_SYS_CAPGET, header, data), "capget")
     return (data[0] | data[3] << 32, data[1] | data[4] << 32, data[2] | data[5] << 32)
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
-    import ctypes
+    from pyruntime.linux import libc
 
-    header = (ctypes.c_uint32 * 2)(_CAP_V3, 0)
+    header = (libc.c_uint32 * 2)(_CAP_V3, 0)
     lo, hi = 0xFFFFFFFF, 32
-    data = (ctypes.c_uint32 * 6)(
+    data = (libc.c_uint32 * 6)(
         effective & lo, permitted & lo, inheritable & lo,
         effective >> hi, permitted >> hi, inheritable >> hi,
     )
@@ -320,21 +329,21 @@ def seccomp_set_filter(program: bytes, flags: int = 0) -> int:
     seccomp(2); plain prctl without any). Returns the listener fd when
     SECCOMP_FILTER_FLAG_NEW_LISTENER is asked for, else -1. Without no_new_privs the caller
     needs CAP_SYS_ADMIN."""
-    import ctypes
+    from pyruntime.linux import libc
 
     if not program or len(program) % 8:
         raise ValueError(f"a BPF program is a whole number of 8-byte instructions, not {len(program)} bytes")
 
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    class SockFprog(libc.Structure):
+        _fields_ = [("len", libc.c_ushort), ("filter", libc.c_void_p)]
 
-    instructions = ctypes.create_string_buffer(program, len(program))
-    fprog = SockFprog(len(program) // 8, ctypes.addressof(instructions))
+    instructions = libc.buffer(program)
+    fprog = SockFprog(len(program) // 8, libc.addressof(instructions))
     if not flags:
-        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, libc.addressof(fprog))
         return -1
-    fd = _check(_lib().syscall(ctypes.c_long(_SYS_SECCOMP), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
-                               ctypes.c_long(flags), ctypes.byref(fprog)), "seccomp")
+    fd = _check(_lib().syscall(libc.c_long(_SYS_SECCOMP), libc.c_long(SECCOMP_SET_MODE_FILTER),
+                               libc.c_long(flags), libc.byref(fprog)), "seccomp")
     return fd if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER else -1
 
 
@@ -349,10 +358,10 @@ BPF_F_ALLOW_OVERRIDE = 1
 
 
 def _bpf(cmd: int, attr: bytearray, what: str) -> int:
-    import ctypes
+    from pyruntime.linux import libc
 
-    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
-    return _check(_lib().syscall(_SYS_BPF, ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr))), what)
+    buf = (libc.c_char * len(attr)).from_buffer(attr)
+    return _check(_lib().syscall(_SYS_BPF, libc.c_int(cmd), buf, libc.c_uint(len(attr))), what)
 
 
 def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache-2.0") -> int:
@@ -360,16 +369,17 @@ def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache-2.0") -> 
 
     On a verifier rejection the OSError message carries the verifier log.
     """
-    import ctypes
     import struct
 
-    code = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(license.encode())
-    log = ctypes.create_string_buffer(65536)
+    from pyruntime.linux import libc
+
+    code = libc.buffer(insns)
+    lic = libc.buffer(license.encode() + b"\0")
+    log = libc.buffer(65536)
     attr = bytearray(128)
     # union bpf_attr, BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, log_level, log_size, log_buf
-    struct.pack_into("=IIQQIIQ", attr, 0, prog_type, len(insns) // 8, ctypes.addressof(code),
-                     ctypes.addressof(lic), 1, len(log), ctypes.addressof(log))
+    struct.pack_into("=IIQQIIQ", attr, 0, prog_type, len(insns) // 8, libc.addressof(code),
+                     libc.addressof(lic), 1, len(log), libc.addressof(log))
     try:
         return _bpf(_BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
     except OSError as e:
@@ -426,15 +436,15 @@ def set_mempolicy(mode: int, nodemask: bytes = b"") -> None:
     """set_mempolicy(2) for this thread, which its children inherit and execve keeps: `mode`
     with its MPOL_F_* flags or'ed in, `nodemask` the node bits as little-endian 64-bit words
     (empty: no nodes)."""
-    import ctypes
+    from pyruntime.linux import libc
 
     if nodemask:
-        mask = ctypes.create_string_buffer(nodemask, len(nodemask))
+        mask = libc.buffer(nodemask)
         # the kernel takes maxnode - 1 bits of the mask, so one more than the mask holds
         maxnode = len(nodemask) * 8 + 1
     else:
         mask, maxnode = None, 0
-    _check(_lib().syscall(_SYS_SET_MEMPOLICY, ctypes.c_int(mode), mask, ctypes.c_ulong(maxnode)),
+    _check(_lib().syscall(_SYS_SET_MEMPOLICY, libc.c_int(mode), mask, libc.c_ulong(maxnode)),
            f"set_mempolicy(mode {mode:#x})")
 
 
@@ -442,12 +452,13 @@ def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
                   runtime: int = 0, deadline: int = 0, period: int = 0) -> None:
     """sched_setattr(2) for this thread: policy, SCHED_FLAG_* bits, nice, static priority and
     the deadline parameters (ns). The utilization clamps stay 0."""
-    import ctypes
     import struct
+
+    from pyruntime.linux import libc
 
     # struct sched_attr as of SCHED_ATTR_SIZE_VER1 (56 bytes, with util_min and util_max)
     attr = struct.pack("=IIQiIQQQII", 56, policy, flags, nice, priority, runtime, deadline,
                        period, 0, 0)
-    buf = ctypes.create_string_buffer(attr, len(attr))
+    buf = libc.buffer(attr)
     _check(_lib().syscall(_SYS_SCHED_SETATTR, 0, buf, 0),
            f"sched_setattr(policy {policy}, flags {flags:#x}, nice {nice}, priority {priority})")
