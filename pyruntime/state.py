@@ -251,10 +251,7 @@ def status_of(cdir: ContainerDir, state: ContainerState) -> str:
 def _cgroup_frozen(cgroup: dict) -> bool:
     from pyruntime import cgroups
 
-    try:
-        return cgroups.saved_manager(cgroup).is_frozen()
-    except OSError:
-        return False
+    return cgroups.saved_is_frozen(cgroup)
 
 
 def list_ids(root: str) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pyruntime import cgroups
-from pyruntime.cgroups import features, open_manager, saved_manager
+from pyruntime.cgroups import features, open_manager, saved_is_frozen, saved_manager
 from tests.support import repo_env
 
 PACKAGE = Path(cgroups.__file__).parent
@@ -130,6 +130,43 @@ def test_saved_manager_rebuilds_what_to_dict_saved():
     assert v2.directories() == ["/u/p/c"] and saved_manager(v2.to_dict()).to_dict() == v2.to_dict()
     with pytest.raises(ValueError, match="unknown cgroup manager mode"):
         saved_manager({"mode": "cgroupfs", "path": "/p/c"})
+
+
+@pytest.mark.parametrize("mode", ["v1", "hybrid", "v2"])
+def test_saved_is_frozen_answers_as_the_driver(tmp_path, mode):
+    """The driver-free check reads the file the driver's is_frozen() reads, the same way:
+    frozen, thawed, a freezing v1 cgroup, no file, no freezer hierarchy."""
+    if mode == "v2":
+        data = {"mode": "v2", "path": "/p/c", "root": str(tmp_path)}
+        state_file, states = tmp_path / "p" / "c" / "cgroup.freeze", ["1\n", "0\n"]
+    else:
+        data = {"mode": mode, "path": "/p/c", "root": str(tmp_path),
+                "hierarchies": {"freezer": str(tmp_path / "freezer"), "memory": str(tmp_path / "memory")},
+                "unified": str(tmp_path / "unified") if mode == "hybrid" else None}
+        state_file, states = tmp_path / "freezer" / "p" / "c" / "freezer.state", ["FROZEN\n", "THAWED\n", "FREEZING\n"]
+    assert saved_is_frozen(data) is saved_manager(data).is_frozen() is False   # no file yet
+    state_file.parent.mkdir(parents=True)
+    for text in states:
+        state_file.write_text(text)
+        assert saved_is_frozen(data) is saved_manager(data).is_frozen() is (text in ("1\n", "FROZEN\n"))
+    if mode != "v2":
+        del data["hierarchies"]["freezer"]
+        assert saved_is_frozen(data) is saved_manager(data).is_frozen() is False
+    with pytest.raises(ValueError, match="unknown cgroup manager mode"):
+        saved_is_frozen({"mode": "cgroupfs", "path": "/p/c"})
+
+
+def test_status_reads_no_cgroup_driver(tmp_path):
+    """`state`, `start` and `kill` derive the status on every call: no driver gets loaded."""
+    code = f"""
+import sys
+from pyruntime.cgroups import saved_is_frozen
+assert saved_is_frozen({{"mode": "hybrid", "path": "/c", "root": "/x",
+                        "hierarchies": {{"freezer": {str(tmp_path)!r}}}, "unified": None}}) is False
+print(sorted(n for n in sys.modules if n.startswith("pyruntime.cgroups")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=repo_env(), check=True)
+    assert out.stdout.strip() == "['pyruntime.cgroups', 'pyruntime.cgroups.paths']"
 
 
 def test_features_document():
