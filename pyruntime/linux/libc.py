@@ -24,34 +24,19 @@ get_errno = _ctypes.get_errno
 Structure = _ctypes.Structure
 
 
-class c_int(_ctypes._SimpleCData):
-    _type_ = "i"
+def _simple_type(name: str, code: str) -> type:
+    """A C scalar type, declared as ctypes declares its own: a _SimpleCData with a code of
+    the struct module's."""
+    return type(name, (_ctypes._SimpleCData,), {"_type_": code})
 
 
-class c_uint(_ctypes._SimpleCData):
-    _type_ = "I"
-
-
-class c_long(_ctypes._SimpleCData):
-    _type_ = "l"
-
-
-class c_ulong(_ctypes._SimpleCData):
-    _type_ = "L"
-
-
-class c_ushort(_ctypes._SimpleCData):
-    _type_ = "H"
-
-
-class c_void_p(_ctypes._SimpleCData):
-    _type_ = "P"
-
-
-class c_char(_ctypes._SimpleCData):
-    _type_ = "c"
-
-
+c_int = _simple_type("c_int", "i")
+c_uint = _simple_type("c_uint", "I")
+c_long = _simple_type("c_long", "l")
+c_ulong = _simple_type("c_ulong", "L")
+c_ushort = _simple_type("c_ushort", "H")
+c_void_p = _simple_type("c_void_p", "P")
+c_char = _simple_type("c_char", "c")
 c_uint32 = c_uint      # 32 bits on every Linux ABI
 c_size_t = c_ulong     # LP64 and ILP32 alike: size_t is as wide as long
 
