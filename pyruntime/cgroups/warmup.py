@@ -50,7 +50,8 @@ def own_procs_file(proc_self_cgroup: str, root: str = ROOT) -> str | None:
 
 
 def start() -> None:
-    """Begin the warm-up move in a background thread; returns at once."""
+    """Begin the warm-up move in a background thread; returns once that move is under way
+    (not done: the grace period is what it waits for)."""
     try:
         with open("/proc/self/cgroup") as f:
             target = own_procs_file(f.read())
