@@ -172,8 +172,8 @@ def start(stage: str, preserve_fds: int = 0, close_in_child: set[int] = frozense
 def _exec_stage(runtime: int, payload: int, stage: str, parent_sock: int, child_sock: int,
                 preserve_fds: int, close_in_child: set[int]) -> None:
     """In the forked child: never returns. The child, not the runtime, opens the sealed
-    interpreter and sets its parent-death signal: both go through ctypes (~2 ms to import),
-    which the runtime then need not load before the fork (a create never loads it)."""
+    interpreter and sets its parent-death signal: both are libc calls (pyruntime.linux, ~1 ms
+    to load), which the runtime then need not load before the fork (a create never loads it)."""
     try:
         os.close(parent_sock)
         for fd in close_in_child:

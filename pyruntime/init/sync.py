@@ -28,8 +28,8 @@ def pair() -> tuple[int, int]:
     """(runtime end, child end): two connected SOCK_SEQPACKET socket fds, close-on-exec.
 
     Made with the interpreter's C socket module (`_socket`, what `socket` wraps): `socket`
-    itself imports enum and selectors, and ctypes is not loaded yet when a create or exec
-    starts its stage."""
+    itself imports enum and selectors, and libc (pyruntime.linux) is not loaded yet when a
+    create or exec starts its stage."""
     import _socket
 
     ends = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)

@@ -6,7 +6,7 @@ kind of host, where the calls below cost microseconds. The processes that make t
 critical path of every create and exec: the child the runtime forks before it execs the sealed
 interpreter (prctl, open_tree), the container's stages (unshare, setns, mount, pivot_root,
 capset). Each would pay the import again, as an exec discards it. Built on `_ctypes`
-directly, the same calls cost ~0.5 ms to set up: the types are declared the way ctypes
+directly, the same calls cost ~0.9 ms to set up (mostly loading _ctypes itself): the types are declared the way ctypes
 declares them (a `_type_` code on _SimpleCData), and functions are found by name in the
 process's own symbols (dlopen(NULL)), as ctypes.CDLL(None) finds them.
 

@@ -13,7 +13,7 @@ import pytest
 
 from pyruntime import linux
 from pyruntime.linux import libc
-from tests.support import repo_env
+from tests.support import REPO, repo_env
 
 SYS_GETPID = 39     # x86_64
 SYS_CLOSE = 3
@@ -94,11 +94,8 @@ def test_no_ctypes_package_is_loaded():
             "linux.capget()\n"
             "linux.close_range(1000, 1001)\n"
             "print('ctypes' in sys.modules, '_ctypes' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {repo_root()!r})\n" + code],
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + code],
                          env=repo_env(), capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True"]
 
-
-def repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
